@@ -1,0 +1,173 @@
+"""What the store keeps: frozen records of jobs, runs, step runs, events, logs and artifacts.
+
+Records are values: change one with ``evolve`` and hand the copy to the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, Self, TypedDict
+
+from runyard.core import states
+
+__all__ = [
+    "Artifact",
+    "Event",
+    "Job",
+    "JobSummary",
+    "LogLine",
+    "Run",
+    "RunParams",
+    "StepRun",
+]
+
+
+class RunParams(TypedDict):
+    """One run's full parameter assignment, in JSON form."""
+
+    pipeline: dict[str, Any]
+    steps: dict[str, dict[str, Any]]
+
+
+class _Record:
+    def evolve(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def to_json(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            if isinstance(value, dt.datetime):
+                return value.isoformat()
+            if isinstance(value, tuple):
+                return list(value)
+            return value
+
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job(_Record):
+    """A request to run one pipeline over a set of parameter combinations."""
+
+    id: str
+    name: str
+    pipeline_name: str
+    pipeline_version: str
+    pipeline_ref: str  # where to load the pipeline from: "path/to/file.py:attr"
+    grid: Mapping[str, Any]  # the grid as given (JSON), before deselection
+    deselected: tuple[int, ...]  # grid indices left out
+    tags: tuple[str, ...]
+    max_parallel_runs: int
+    run_count: int
+    created_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobSummary(_Record):
+    """A job with what its runs say: counts per state, first start and last finish."""
+
+    job: Job
+    counts: Mapping[states.RunState, int]
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+    @property
+    def state(self) -> states.JobState:
+        return states.job_state(self.counts)
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.get(s, 0) for s in states.FINISHED_RUN_STATES)
+
+    def to_json(self) -> dict[str, Any]:
+        out = self.job.to_json()
+        out["state"] = str(self.state)
+        out["run_counts"] = {str(k): v for k, v in sorted(self.counts.items()) if v}
+        out["started_at"] = self.started_at.isoformat() if self.started_at else None
+        out["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Run(_Record):
+    """One execution of a job's pipeline with one concrete parameter assignment."""
+
+    id: str
+    job_id: str
+    index: int  # position in the job's expanded grid
+    params: RunParams
+    state: states.RunState
+    created_at: dt.datetime
+    queued_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    worker: str | None = None  # "host:pid" of the process that executed it
+    reason: str | None = None  # why it ended, when not SUCCESS
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepRun(_Record):
+    """One attempt of one step inside a run."""
+
+    run_id: str
+    step_name: str
+    attempt: int
+    state: states.StepState
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event(_Record):
+    """One entry of the append-only event log: a state transition or a job event."""
+
+    id: int | None
+    at: dt.datetime
+    kind: str  # "job_created", "run_state", "step_state"
+    job_id: str
+    run_id: str | None = None
+    step_name: str | None = None
+    old_state: str | None = None
+    new_state: str | None = None
+    message: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogLine(_Record):
+    """One line a step wrote to stdout or stderr, or one ``logging`` record."""
+
+    run_id: str
+    step_name: str | None  # None: written by the run's process outside any step
+    stream: str  # "stdout", "stderr" or "log"
+    at: dt.datetime
+    text: str
+    level: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Artifact(_Record):
+    """A stored output value of one step of one run."""
+
+    run_id: str
+    step_name: str
+    output_name: str
+    uri: str
+    size: int
+    serializer: str
+    created_at: dt.datetime

@@ -1,0 +1,196 @@
+"""Steps: units of user code with inputs, typed step parameters and named outputs.
+
+A step function's positional parameters are its inputs (data from upstream steps); its
+keyword-only parameters are its step parameters, typed by their annotations::
+
+    @runyard.step(version="1.2.0")
+    def transform(rows: list[int], *, factor: int = 2) -> list[int]:
+        return [r * factor for r in rows]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, overload
+
+from runyard import errors
+from runyard.core import params
+
+__all__ = ["DEFAULT_OUTPUT", "InputSpec", "OutputSpec", "StepDefinition", "step"]
+
+DEFAULT_OUTPUT = "result"
+
+# Set by runyard.core.pipelines while a pipeline body is being traced: calling a step then
+# records a node instead of running the function.
+TraceHook = Callable[["StepDefinition", str, tuple[Any, ...], dict[str, Any]], Any]
+_trace_hook: list[TraceHook] = []
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InputSpec:
+    """One input of a step: data from an upstream step's output."""
+
+    name: str
+    annotation: Any = Any
+    default: Any = params.MISSING
+
+    @property
+    def required(self) -> bool:
+        return self.default is params.MISSING
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutputSpec:
+    name: str
+    annotation: Any = Any
+
+
+class StepDefinition:
+    """A step: a function plus its name, version, inputs, parameters and outputs."""
+
+    kind = "python"
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        description: str | None = None,
+        outputs: Sequence[str] | Mapping[str, Any] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        if not self.name.isidentifier():
+            raise errors.DefinitionError(
+                f"Step name {self.name!r} is not valid; use letters, digits and underscores"
+            )
+        self.description = description if description is not None else inspect.getdoc(fn) or ""
+        self.version = version or "sha-" + _code_fingerprint(fn.__code__)
+        signature = inspect.signature(fn)
+        hints = _annotations(fn)
+        inputs: list[InputSpec] = []
+        kwonly: list[inspect.Parameter] = []
+        for p in signature.parameters.values():
+            annotation = hints.get(p.name, Any)
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                default = params.MISSING if p.default is p.empty else p.default
+                inputs.append(InputSpec(p.name, annotation, default))
+            elif p.kind is p.KEYWORD_ONLY:
+                kwonly.append(p.replace(annotation=annotation))
+            else:
+                raise errors.DefinitionError(
+                    f"Step {self.name!r} has *{p.name}; steps take named inputs and "
+                    "keyword-only parameters only"
+                )
+        self.inputs: tuple[InputSpec, ...] = tuple(inputs)
+        self.params = params.ParamSpace.from_parameters(f"Step {self.name!r}", kwonly)
+        returns = hints.get("return", Any)
+        if outputs is None:
+            self.outputs: tuple[OutputSpec, ...] = (OutputSpec(DEFAULT_OUTPUT, returns),)
+        elif isinstance(outputs, Mapping):
+            self.outputs = tuple(OutputSpec(n, a) for n, a in outputs.items())
+        else:
+            self.outputs = tuple(OutputSpec(n) for n in outputs)
+        names = [o.name for o in self.outputs]
+        if not names or len(set(names)) != len(names):
+            raise errors.DefinitionError(
+                f"Step {self.name!r} outputs {names} must be one or more distinct names"
+            )
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
+    def alias(self, name: str) -> _Alias:
+        """This step under another name, to use it more than once in one pipeline."""
+        if not name.isidentifier():
+            raise errors.DefinitionError(
+                f"Alias {name!r} for step {self.name!r} is not valid; use letters, digits "
+                "and underscores"
+            )
+        return _Alias(self, name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _trace_hook:
+            return _trace_hook[-1](self, self.name, args, kwargs)
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<step {self.name} {self.version}>"
+
+
+class _Alias:
+    def __init__(self, step: StepDefinition, name: str) -> None:
+        self.step = step
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not _trace_hook:
+            raise errors.DefinitionError(
+                f"Alias {self.name!r} of step {self.step.name!r} can only be called inside "
+                "a @runyard.pipeline body"
+            )
+        return _trace_hook[-1](self.step, self.name, args, kwargs)
+
+
+@overload
+def step(fn: Callable[..., Any], /) -> StepDefinition: ...
+@overload
+def step(
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    description: str | None = None,
+    outputs: Sequence[str] | Mapping[str, Any] | None = None,
+) -> Callable[[Callable[..., Any]], StepDefinition]: ...
+def step(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    description: str | None = None,
+    outputs: Sequence[str] | Mapping[str, Any] | None = None,
+) -> StepDefinition | Callable[[Callable[..., Any]], StepDefinition]:
+    """Make a function a step: ``@step`` or ``@step(name=..., version=..., outputs=[...])``.
+
+    Raises ``DefinitionError`` for a signature a step cannot have.
+    """
+
+    def wrap(f: Callable[..., Any]) -> StepDefinition:
+        return StepDefinition(f, name=name, version=version, description=description,
+                              outputs=outputs)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _annotations(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return inspect.get_annotations(fn, eval_str=True)
+    except Exception as exc:  # a forward reference that does not resolve
+        raise errors.DefinitionError(
+            f"Step {fn.__name__!r} has annotations that cannot be resolved ({exc}); "
+            "import the names they use at module level"
+        ) from exc
+
+
+def _code_fingerprint(code: types.CodeType) -> str:
+    """A hash of a function's code that does not depend on where its file lives."""
+    digest = hashlib.sha256()
+
+    def feed(c: types.CodeType) -> None:
+        digest.update(c.co_code)
+        digest.update(repr(c.co_names).encode())
+        for const in c.co_consts:
+            if isinstance(const, types.CodeType):
+                feed(const)
+            else:
+                digest.update(repr(const).encode())
+
+    feed(code)
+    return digest.hexdigest()[:12]

@@ -1,0 +1,227 @@
+"""Executing one run: a pipeline's steps in dependency order, in the calling process.
+
+The runner tells an ``Observer`` what happens (step started, output ready, step finished)
+and keeps nothing else; what to record, and where, is the observer's business. Independent
+steps run concurrently in threads when the pipeline allows more than one at a time.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from runyard.core import pipelines, records, states
+from runyard.execution import boundary, context
+
+__all__ = ["Observer", "RunOutcome", "StepOutcome", "execute"]
+
+_SUCCESS = states.StepState.SUCCESS
+
+
+class Observer(Protocol):
+    """Receives what happens in a run, in order, from the thread that executed the step."""
+
+    def step_started(self, step: str, at: float) -> None: ...
+
+    def output_ready(self, step: str, output: str, value: Any) -> None:
+        """Called for each output before ``step_finished``; raising fails the step."""
+
+    def step_finished(
+        self, step: str, state: states.StepState, at: float, error: boundary.UserError | None
+    ) -> None: ...
+
+
+@dataclasses.dataclass(slots=True)
+class StepOutcome:
+    state: states.StepState
+    outputs: dict[str, Any]
+    error: boundary.UserError | None = None
+    exception: BaseException | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class RunOutcome:
+    steps: dict[str, StepOutcome]
+
+    @property
+    def failed_step(self) -> str | None:
+        for name, outcome in self.steps.items():
+            if outcome.state is states.StepState.FAILURE:
+                return name
+        return None
+
+    @property
+    def success(self) -> bool:
+        return all(o.state is _SUCCESS for o in self.steps.values())
+
+
+class _OutputError(Exception):
+    """A step returned values that do not fit its declared outputs."""
+
+
+def execute(
+    pipeline: pipelines.PipelineDefinition,
+    params: records.RunParams,
+    observer: Observer,
+    *,
+    run_id: str | None = None,
+    job_id: str | None = None,
+    keep_outputs: bool = True,
+) -> RunOutcome:
+    """Run every step of ``pipeline`` with ``params`` (JSON form); user errors never escape.
+
+    Returns each step's state and, with ``keep_outputs``, its outputs. A failed step's
+    downstream steps end UPSTREAM_FAILED and other branches go on.
+    """
+    typed_pipeline = {
+        k: pipeline.params.to_python(k, v) for k, v in params["pipeline"].items()
+    }
+    runner = _Runner(pipeline, params, typed_pipeline, observer, run_id, job_id, keep_outputs)
+    if pipeline.max_step_parallelism > 1 and len(pipeline.nodes) > 1:
+        runner.run_concurrently(pipeline.max_step_parallelism)
+    else:
+        runner.run_in_order()
+    return RunOutcome(runner.outcomes)
+
+
+class _Runner:
+    def __init__(
+        self,
+        pipeline: pipelines.PipelineDefinition,
+        params: records.RunParams,
+        typed_pipeline: Mapping[str, Any],
+        observer: Observer,
+        run_id: str | None,
+        job_id: str | None,
+        keep_outputs: bool,
+    ) -> None:
+        self.pipeline = pipeline
+        self.params = params
+        self.typed_pipeline = typed_pipeline
+        self.observer = observer
+        self.run_id = run_id
+        self.job_id = job_id
+        self.keep_outputs = keep_outputs
+        self.outcomes: dict[str, StepOutcome] = {}
+        self.values: dict[tuple[str, str], Any] = {}
+        self.readers = {n: len(pipeline.downstream(n)) for n in pipeline.nodes}
+
+    def run_in_order(self) -> None:
+        for node in self.pipeline:
+            if self._blocked(node):
+                continue
+            self._run_step(node)
+
+    def run_concurrently(self, width: int) -> None:
+        waiting = {n.name: set(n.upstream) for n in self.pipeline}
+        with concurrent.futures.ThreadPoolExecutor(width, "runyard-step") as pool:
+            running: dict[concurrent.futures.Future[None], str] = {}
+
+            def submit_ready() -> None:
+                for name in [n for n, deps in waiting.items() if not deps]:
+                    del waiting[name]
+                    node = self.pipeline.nodes[name]
+                    if self._blocked(node):
+                        finished(name)
+                    else:
+                        ctx = context._current.get()
+                        running[pool.submit(self._run_in_thread, node, ctx)] = name
+
+            def finished(name: str) -> None:
+                for down in self.pipeline.downstream(name):
+                    waiting[down].discard(name)
+
+            submit_ready()
+            while running:
+                done, _ = concurrent.futures.wait(
+                    running, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                for future in done:
+                    future.result()
+                    finished(running.pop(future))
+                submit_ready()
+
+    def _run_in_thread(self, node: pipelines.StepNode, ctx: context.StepContext | None) -> None:
+        context._current.set(ctx)
+        self._run_step(node)
+
+    def _blocked(self, node: pipelines.StepNode) -> bool:
+        failed = [u for u in node.upstream if self.outcomes[u].state is not _SUCCESS]
+        if not failed:
+            return False
+        self.outcomes[node.name] = StepOutcome(states.StepState.UPSTREAM_FAILED, {})
+        self.observer.step_finished(node.name, states.StepState.UPSTREAM_FAILED, time.time(),
+                                    None)
+        return True
+
+    def _run_step(self, node: pipelines.StepNode) -> None:
+        name = node.name
+        observer = self.observer
+        observer.step_started(name, time.time())
+        token = None
+        try:
+            args: dict[str, Any] = {}
+            for b in node.bindings:
+                if b.many:
+                    args[b.input] = [self.values[(r.node, r.output)] for r in b.refs]
+                else:
+                    ref = b.refs[0]
+                    args[b.input] = self.values[(ref.node, ref.output)]
+            raw = self.params["steps"].get(name, {})
+            step_params = {k: node.params.to_python(k, v) for k, v in raw.items()}
+            token = context._current.set(context.StepContext(
+                name, self.pipeline.name, self.typed_pipeline, step_params, self.run_id,
+                self.job_id,
+            ))
+            result = node.step.fn(**args, **step_params)
+            outputs = _split_outputs(node, result)
+            for output, value in outputs.items():
+                observer.output_ready(name, output, value)
+        except (Exception, SystemExit) as exc:
+            error = boundary.describe(exc)
+            self.outcomes[name] = StepOutcome(states.StepState.FAILURE, {}, error, exc)
+            observer.step_finished(name, states.StepState.FAILURE, time.time(), error)
+            return
+        finally:
+            if token is not None:
+                context._current.reset(token)
+            self._release_inputs(node)
+        for output, value in outputs.items():
+            self.values[(name, output)] = value
+        self.outcomes[name] = StepOutcome(
+            _SUCCESS, outputs if self.keep_outputs else {}, None
+        )
+        observer.step_finished(name, _SUCCESS, time.time(), None)
+
+    def _release_inputs(self, node: pipelines.StepNode) -> None:
+        """Forget an upstream value once its last reader is done (when not keeping outputs)."""
+        if self.keep_outputs:
+            return
+        for up in node.upstream:
+            self.readers[up] -= 1
+            if self.readers[up] == 0:
+                for output in self.pipeline.nodes[up].step.output_names:
+                    self.values.pop((up, output), None)
+
+
+def _split_outputs(node: pipelines.StepNode, result: Any) -> dict[str, Any]:
+    names = node.step.output_names
+    if len(names) == 1:
+        return {names[0]: result}
+    if isinstance(result, Mapping) and set(result) == set(names):
+        return {n: result[n] for n in names}
+    if isinstance(result, tuple | list) and len(result) == len(names):
+        return dict(zip(names, result, strict=True))
+    raise _OutputError(
+        f"Step {node.name!r} declares outputs {', '.join(names)} but returned "
+        f"{type(result).__name__} {_short(result)}; return a tuple of {len(names)} values or a "
+        "dict with those keys"
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,150 @@
+"""The metadata store's tables (SQLAlchemy Core). Alembic migrations must match them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+__all__ = [
+    "artifacts",
+    "events",
+    "job_tags",
+    "jobs",
+    "logs",
+    "metadata",
+    "runs",
+    "step_runs",
+]
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}; runyard stores aware UTC times")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    }
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("pipeline_name", sa.String(200), nullable=False, index=True),
+    sa.Column("pipeline_version", sa.String(64), nullable=False),
+    sa.Column("pipeline_ref", sa.Text, nullable=False),
+    sa.Column("grid", JSONType, nullable=False),
+    sa.Column("deselected", JSONType, nullable=False),
+    sa.Column("max_parallel_runs", sa.Integer, nullable=False),
+    sa.Column("run_count", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+)
+
+job_tags = sa.Table(
+    "job_tags",
+    metadata,
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("tag", sa.String(200), primary_key=True, index=True),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("params", JSONType, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("queued_at", UTCDateTime),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("worker", sa.String(300)),
+    sa.Column("reason", sa.Text),
+    sa.Index(None, "job_id", "state"),
+    sa.Index(None, "job_id", "idx"),
+    sa.Index(None, "state"),
+)
+
+step_runs = sa.Table(
+    "step_runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("step_name", sa.String(200), primary_key=True),
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("error_type", sa.String(300)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("traceback", sa.Text),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("job_id", sa.String(32), nullable=False, index=True),
+    sa.Column("run_id", sa.String(32), index=True),
+    sa.Column("step_name", sa.String(200)),
+    sa.Column("old_state", sa.String(16)),
+    sa.Column("new_state", sa.String(16)),
+    sa.Column("message", sa.Text),
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("step_name", sa.String(200)),
+    sa.Column("stream", sa.String(8), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("level", sa.String(16)),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("step_name", sa.String(200), primary_key=True),
+    sa.Column("output_name", sa.String(200), primary_key=True),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("serializer", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,533 @@
+"""The metadata store: every SQL statement runyard runs is in this module.
+
+One ``Store`` serves SQLite and PostgreSQL; where they differ it says so inline. Writes that
+belong together (a job and its runs; a batch of transitions with their events, logs and
+artifacts) happen in one transaction, so a crash leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+
+from runyard import errors
+from runyard.core import records, states
+from runyard.storage import engine as engines
+from runyard.storage import migrate, schema
+
+__all__ = ["Changes", "RunTransition", "StepTransition", "Store"]
+
+_RUN_TIME_COLUMN = {
+    states.RunState.QUEUED: "queued_at",
+    states.RunState.STARTING: "started_at",
+    states.RunState.SUCCESS: "finished_at",
+    states.RunState.FAILURE: "finished_at",
+    states.RunState.KILLED: "finished_at",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunTransition:
+    """A run moving from ``old`` to ``new`` state at ``at``."""
+
+    run_id: str
+    job_id: str
+    old: states.RunState
+    new: states.RunState
+    at: dt.datetime
+    worker: str | None = None
+    reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepTransition:
+    """A step run's new record; ``old`` is its previous state, or None when it is new."""
+
+    job_id: str
+    step_run: records.StepRun
+    old: states.StepState | None
+    at: dt.datetime
+
+
+@dataclasses.dataclass
+class Changes:
+    """Writes to make together, in one transaction, in this order."""
+
+    runs: list[RunTransition] = dataclasses.field(default_factory=list)
+    steps: list[StepTransition] = dataclasses.field(default_factory=list)
+    logs: list[records.LogLine] = dataclasses.field(default_factory=list)
+    artifacts: list[records.Artifact] = dataclasses.field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.runs or self.steps or self.logs or self.artifacts)
+
+
+class Store:
+    """Jobs, runs, step runs, events, logs and artifact records in one SQL database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
+        """Connect to ``url`` and bring its schema up to date.
+
+        Raises ``StoreError`` when the database cannot be reached or is too new.
+        """
+        engine = engines.create_engine(url)
+        if migrate_schema:
+            migrate.upgrade(engine)
+        return cls(engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self.engine.connect().execution_options(**{engines.WRITE: True}) as conn:
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def create_job(self, job: records.Job, runs: Sequence[records.Run]) -> None:
+        """Store a job, its tags and its runs in one transaction, in batches."""
+        with self._write() as conn:
+            conn.execute(
+                schema.jobs.insert(),
+                {
+                    "id": job.id,
+                    "name": job.name,
+                    "pipeline_name": job.pipeline_name,
+                    "pipeline_version": job.pipeline_version,
+                    "pipeline_ref": job.pipeline_ref,
+                    "grid": dict(job.grid),
+                    "deselected": list(job.deselected),
+                    "max_parallel_runs": job.max_parallel_runs,
+                    "run_count": job.run_count,
+                    "created_at": job.created_at,
+                },
+            )
+            if job.tags:
+                conn.execute(
+                    schema.job_tags.insert(), [{"job_id": job.id, "tag": t} for t in job.tags]
+                )
+            rows = [
+                {
+                    "id": r.id,
+                    "job_id": r.job_id,
+                    "idx": r.index,
+                    "params": r.params,
+                    "state": r.state.value,
+                    "created_at": r.created_at,
+                }
+                for r in runs
+            ]
+            for start in range(0, len(rows), 5000):
+                conn.execute(schema.runs.insert(), rows[start : start + 5000])
+            conn.execute(
+                schema.events.insert(),
+                {
+                    "at": job.created_at,
+                    "kind": "job_created",
+                    "job_id": job.id,
+                    "message": f"{len(runs)} run(s) of pipeline {job.pipeline_name}",
+                },
+            )
+
+    def get_job(self, job_id: str) -> records.Job:
+        """The job whose id is ``job_id`` or starts with it.
+
+        Raises ``NotFoundError`` when none or several match.
+        """
+        with self._read() as conn:
+            row = _one_by_prefix(conn, schema.jobs, job_id, "job")
+            tags = self._tags(conn, [row.id]).get(row.id, ())
+        return _job(row, tags)
+
+    def job_summary(self, job_id: str) -> records.JobSummary:
+        job = self.get_job(job_id)
+        with self._read() as conn:
+            return self._summaries(conn, [job])[0]
+
+    def list_jobs(
+        self,
+        *,
+        pipeline: str | None = None,
+        state: states.JobState | None = None,
+        tag: str | None = None,
+        limit: int = 100,
+    ) -> list[records.JobSummary]:
+        """Jobs newest first, filtered; ``state`` filters on the state derived from runs."""
+        query = sa.select(schema.jobs).order_by(
+            schema.jobs.c.created_at.desc(), schema.jobs.c.id.desc()
+        )
+        if pipeline:
+            query = query.where(schema.jobs.c.pipeline_name == pipeline)
+        if tag:
+            tagged = sa.select(schema.job_tags.c.job_id).where(schema.job_tags.c.tag == tag)
+            query = query.where(schema.jobs.c.id.in_(tagged))
+        if state is None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+            tags = self._tags(conn, [r.id for r in rows])
+            summaries = self._summaries(conn, [_job(r, tags.get(r.id, ())) for r in rows])
+        if state is not None:
+            summaries = [s for s in summaries if s.state == state][:limit]
+        return summaries
+
+    def _tags(self, conn: sa.Connection, job_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        out: dict[str, list[str]] = {}
+        for chunk in _chunks(job_ids):
+            query = sa.select(schema.job_tags).where(schema.job_tags.c.job_id.in_(chunk))
+            for row in conn.execute(query.order_by(schema.job_tags.c.tag)):
+                out.setdefault(row.job_id, []).append(row.tag)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def _summaries(
+        self, conn: sa.Connection, jobs: Sequence[records.Job]
+    ) -> list[records.JobSummary]:
+        r = schema.runs.c
+        counts: dict[str, dict[states.RunState, int]] = {j.id: {} for j in jobs}
+        first: dict[str, dt.datetime | None] = {}
+        last: dict[str, dt.datetime | None] = {}
+        for chunk in _chunks([j.id for j in jobs]):
+            query = (
+                sa.select(
+                    r.job_id, r.state, sa.func.count(), sa.func.min(r.started_at),
+                    sa.func.max(r.finished_at),
+                )
+                .where(r.job_id.in_(chunk))
+                .group_by(r.job_id, r.state)
+            )
+            for job_id, state, count, started, finished in conn.execute(query):
+                counts[job_id][states.RunState(state)] = count
+                started = _aware(started)
+                finished = _aware(finished)
+                if started and (first.get(job_id) is None or started < first[job_id]):  # type: ignore[operator]
+                    first[job_id] = started
+                if finished and (last.get(job_id) is None or finished > last[job_id]):  # type: ignore[operator]
+                    last[job_id] = finished
+        out = []
+        for job in jobs:
+            summary = records.JobSummary(job, counts[job.id], first.get(job.id), None)
+            if summary.state in (states.JobState.SUCCESS, states.JobState.FAILURE,
+                                 states.JobState.KILLED):
+                summary = summary.evolve(finished_at=last.get(job.id))
+            out.append(summary)
+        return out
+
+    # -- runs --------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> records.Run:
+        """The run whose id is ``run_id`` or starts with it; raises ``NotFoundError``."""
+        with self._read() as conn:
+            return _run(_one_by_prefix(conn, schema.runs, run_id, "run"))
+
+    def list_runs(
+        self, job_id: str, *, state: states.RunState | None = None
+    ) -> list[records.Run]:
+        """A job's runs in grid order."""
+        query = sa.select(schema.runs).where(schema.runs.c.job_id == job_id)
+        if state is not None:
+            query = query.where(schema.runs.c.state == state.value)
+        with self._read() as conn:
+            return [_run(row) for row in conn.execute(query.order_by(schema.runs.c.idx))]
+
+    def queue_runs(self, job_id: str, *, at: dt.datetime) -> int:
+        """Move a job's CREATED runs to QUEUED, with an event each; returns how many."""
+        r = schema.runs.c
+        with self._write() as conn:
+            ids = conn.execute(
+                sa.select(r.id).where(r.job_id == job_id, r.state == states.RunState.CREATED)
+                .order_by(r.idx)
+            ).scalars().all()
+            if not ids:
+                return 0
+            conn.execute(
+                schema.runs.update()
+                .where(r.job_id == job_id, r.state == states.RunState.CREATED)
+                .values(state=states.RunState.QUEUED.value, queued_at=at)
+            )
+            self._insert_events(conn, [
+                _run_event(RunTransition(i, job_id, states.RunState.CREATED,
+                                         states.RunState.QUEUED, at))
+                for i in ids
+            ])
+            return len(ids)
+
+    def claim_runs(
+        self, *, job_id: str | None, worker: str, limit: int, at: dt.datetime
+    ) -> list[records.Run]:
+        """Atomically move up to ``limit`` QUEUED runs (oldest first) to STARTING for ``worker``.
+
+        No run is ever handed to two callers: PostgreSQL skips rows other claimers hold
+        (``FOR UPDATE SKIP LOCKED``); SQLite serialises writers (``BEGIN IMMEDIATE``).
+        """
+        r = schema.runs.c
+        pick = sa.select(r.id).where(r.state == states.RunState.QUEUED.value)
+        if job_id is not None:
+            pick = pick.where(r.job_id == job_id)
+        pick = pick.order_by(r.queued_at, r.idx).limit(limit)
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        with self._write() as conn:
+            rows = conn.execute(
+                schema.runs.update()
+                .where(r.id.in_(pick.scalar_subquery()))
+                .values(state=states.RunState.STARTING.value, started_at=at, worker=worker)
+                .returning(*schema.runs.c)
+            ).all()
+            claimed = sorted((_run(row) for row in rows), key=lambda run: run.index)
+            self._insert_events(conn, [
+                _run_event(RunTransition(run.id, run.job_id, states.RunState.QUEUED,
+                                         states.RunState.STARTING, at, worker=worker))
+                for run in claimed
+            ])
+        return claimed
+
+    # -- recording execution -----------------------------------------------------------
+
+    def apply(self, changes: Changes) -> None:
+        """Write ``changes`` in one transaction, with an event for every transition.
+
+        Raises ``TransitionError`` (and writes nothing) for a transition the states table
+        forbids, or for a run that is no longer in the state the transition starts from.
+        """
+        for t in changes.runs:
+            states.check_run_transition(t.old, t.new)
+        for s in changes.steps:
+            if s.old is not None:
+                states.check_step_transition(s.old, s.step_run.state)
+        with self._write() as conn:
+            self._apply_runs(conn, changes.runs)
+            self._apply_steps(conn, changes.steps)
+            if changes.logs:
+                conn.execute(schema.logs.insert(), [
+                    {"run_id": x.run_id, "step_name": x.step_name, "stream": x.stream,
+                     "at": x.at, "level": x.level, "text": x.text}
+                    for x in changes.logs
+                ])
+            if changes.artifacts:
+                conn.execute(schema.artifacts.insert(), [
+                    {"run_id": a.run_id, "step_name": a.step_name,
+                     "output_name": a.output_name, "uri": a.uri, "size": a.size,
+                     "serializer": a.serializer, "created_at": a.created_at}
+                    for a in changes.artifacts
+                ])
+            events = [_run_event(t) for t in changes.runs]
+            events += [_step_event(s) for s in changes.steps]
+            self._insert_events(conn, events)
+
+    def _apply_runs(self, conn: sa.Connection, transitions: Sequence[RunTransition]) -> None:
+        groups: dict[tuple[states.RunState, bool, bool], list[dict[str, Any]]] = {}
+        for t in transitions:
+            key = (t.new, t.worker is not None, t.reason is not None)
+            groups.setdefault(key, []).append({
+                "b_id": t.run_id, "b_old": t.old.value, "b_at": t.at, "b_worker": t.worker,
+                "b_reason": t.reason,
+            })
+        r = schema.runs.c
+        for (new, has_worker, has_reason), params in groups.items():
+            values: dict[str, Any] = {"state": new.value}
+            column = _RUN_TIME_COLUMN.get(new)
+            if column:
+                values[column] = sa.bindparam("b_at")
+            if has_worker:
+                values["worker"] = sa.bindparam("b_worker")
+            if has_reason:
+                values["reason"] = sa.bindparam("b_reason")
+            stmt = (
+                schema.runs.update()
+                .where(r.id == sa.bindparam("b_id"), r.state == sa.bindparam("b_old"))
+                .values(**values)
+            )
+            result = conn.execute(stmt, params)
+            if result.rowcount not in (-1, len(params)):
+                raise errors.TransitionError(
+                    f"{len(params) - result.rowcount} of {len(params)} run(s) were not in the "
+                    f"state expected before moving to {new}; another process changed them"
+                )
+
+    def _apply_steps(self, conn: sa.Connection, transitions: Sequence[StepTransition]) -> None:
+        inserts = [s.step_run for s in transitions if s.old is None]
+        updates = [s.step_run for s in transitions if s.old is not None]
+        if inserts:
+            conn.execute(schema.step_runs.insert(), [_step_row(x) for x in inserts])
+        if updates:
+            c = schema.step_runs.c
+            stmt = (
+                schema.step_runs.update()
+                .where(c.run_id == sa.bindparam("b_run_id"),
+                       c.step_name == sa.bindparam("b_step_name"),
+                       c.attempt == sa.bindparam("b_attempt"))
+                .values(
+                    state=sa.bindparam("b_state"), started_at=sa.bindparam("b_started_at"),
+                    finished_at=sa.bindparam("b_finished_at"),
+                    error_type=sa.bindparam("b_error_type"),
+                    error_message=sa.bindparam("b_error_message"),
+                    traceback=sa.bindparam("b_traceback"),
+                )
+            )
+            conn.execute(stmt, [{f"b_{k}": v for k, v in _step_row(x).items()} for x in updates])
+
+    def _insert_events(self, conn: sa.Connection, events: list[dict[str, Any]]) -> None:
+        for start in range(0, len(events), 5000):
+            conn.execute(schema.events.insert(), events[start : start + 5000])
+
+    # -- reading what happened ---------------------------------------------------------
+
+    def list_step_runs(self, run_id: str) -> list[records.StepRun]:
+        c = schema.step_runs.c
+        query = sa.select(schema.step_runs).where(c.run_id == run_id)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(c.started_at, c.step_name, c.attempt)).all()
+        return [
+            records.StepRun(
+                run_id=row.run_id, step_name=row.step_name, attempt=row.attempt,
+                state=states.StepState(row.state), started_at=row.started_at,
+                finished_at=row.finished_at, error_type=row.error_type,
+                error_message=row.error_message, traceback=row.traceback,
+            )
+            for row in rows
+        ]
+
+    def list_logs(self, run_id: str, *, step: str | None = None) -> list[records.LogLine]:
+        c = schema.logs.c
+        query = sa.select(schema.logs).where(c.run_id == run_id)
+        if step is not None:
+            query = query.where(c.step_name == step)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(c.id)).all()
+        return [
+            records.LogLine(run_id=row.run_id, step_name=row.step_name, stream=row.stream,
+                            at=row.at, text=row.text, level=row.level)
+            for row in rows
+        ]
+
+    def list_artifacts(self, run_id: str) -> list[records.Artifact]:
+        c = schema.artifacts.c
+        query = sa.select(schema.artifacts).where(c.run_id == run_id)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(c.created_at, c.step_name, c.output_name)).all()
+        return [
+            records.Artifact(run_id=row.run_id, step_name=row.step_name,
+                             output_name=row.output_name, uri=row.uri, size=row.size,
+                             serializer=row.serializer, created_at=row.created_at)
+            for row in rows
+        ]
+
+    def list_events(
+        self, *, job_id: str | None = None, run_id: str | None = None,
+        after: int | None = None, limit: int | None = None,
+    ) -> list[records.Event]:
+        """Events in the order they were written, optionally after event id ``after``."""
+        c = schema.events.c
+        query = sa.select(schema.events).order_by(c.id)
+        if job_id is not None:
+            query = query.where(c.job_id == job_id)
+        if run_id is not None:
+            query = query.where(c.run_id == run_id)
+        if after is not None:
+            query = query.where(c.id > after)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            records.Event(id=row.id, at=row.at, kind=row.kind, job_id=row.job_id,
+                          run_id=row.run_id, step_name=row.step_name,
+                          old_state=row.old_state, new_state=row.new_state,
+                          message=row.message)
+            for row in rows
+        ]
+
+
+def _one_by_prefix(conn: sa.Connection, table: sa.Table, key: str, noun: str) -> sa.Row[Any]:
+    if not key or not all(ch.isalnum() for ch in key):
+        raise errors.NotFoundError(f"No {noun} {key!r}: ids are letters and digits")
+    row = conn.execute(sa.select(table).where(table.c.id == key)).first()
+    if row is not None:
+        return row
+    rows = conn.execute(
+        sa.select(table).where(table.c.id.like(f"{key}%")).order_by(table.c.id).limit(3)
+    ).all()
+    if not rows:
+        raise errors.NotFoundError(
+            f"No {noun} {key!r}; list them with `runyard {noun} list`"
+        )
+    if len(rows) > 1:
+        raise errors.NotFoundError(
+            f"{noun.capitalize()} id {key!r} is ambiguous: it starts "
+            f"{', '.join(r.id for r in rows)}{'...' if len(rows) > 2 else ''}; give more of it"
+        )
+    return rows[0]
+
+
+def _job(row: sa.Row[Any], tags: tuple[str, ...]) -> records.Job:
+    return records.Job(
+        id=row.id, name=row.name, pipeline_name=row.pipeline_name,
+        pipeline_version=row.pipeline_version, pipeline_ref=row.pipeline_ref, grid=row.grid,
+        deselected=tuple(row.deselected), tags=tags, max_parallel_runs=row.max_parallel_runs,
+        run_count=row.run_count, created_at=row.created_at,
+    )
+
+
+def _run(row: sa.Row[Any]) -> records.Run:
+    return records.Run(
+        id=row.id, job_id=row.job_id, index=row.idx, params=row.params,
+        state=states.RunState(row.state), created_at=row.created_at, queued_at=row.queued_at,
+        started_at=row.started_at, finished_at=row.finished_at, worker=row.worker,
+        reason=row.reason,
+    )
+
+
+def _step_row(x: records.StepRun) -> dict[str, Any]:
+    return {
+        "run_id": x.run_id, "step_name": x.step_name, "attempt": x.attempt,
+        "state": x.state.value, "started_at": x.started_at, "finished_at": x.finished_at,
+        "error_type": x.error_type, "error_message": x.error_message, "traceback": x.traceback,
+    }
+
+
+def _run_event(t: RunTransition) -> dict[str, Any]:
+    return {"at": t.at, "kind": "run_state", "job_id": t.job_id, "run_id": t.run_id,
+            "step_name": None, "old_state": t.old.value, "new_state": t.new.value,
+            "message": t.reason}
+
+
+def _step_event(s: StepTransition) -> dict[str, Any]:
+    x = s.step_run
+    return {"at": s.at, "kind": "step_state", "job_id": s.job_id, "run_id": x.run_id,
+            "step_name": x.step_name, "old_state": s.old.value if s.old else None,
+            "new_state": x.state.value, "message": x.error_message}
+
+
+def _aware(value: Any) -> dt.datetime | None:
+    """Aggregates bypass the column type on SQLite: parse and mark them UTC here."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
