@@ -76,8 +76,9 @@ class Grid:
             (None, k, v) for k, v in self.pipeline.items() if len(v) > 1
         ]
         for node in pipeline:
-            axes += [(node.name, k, v) for k, v in self.steps.get(node.name, {}).items()
-                     if len(v) > 1]
+            axes += [
+                (node.name, k, v) for k, v in self.steps.get(node.name, {}).items() if len(v) > 1
+            ]
         for combo in itertools.product(*(values for _, _, values in axes)):
             pipe = dict(base_pipeline)
             steps = {name: dict(values) for name, values in base_steps.items()}
@@ -127,9 +128,7 @@ def parse_grid(
             continue
         for key, values in entries.items():
             if key not in space:
-                problems.append(
-                    f"unknown {label} {key!r}{errors.did_you_mean(key, space.names())}"
-                )
+                problems.append(f"unknown {label} {key!r}{errors.did_you_mean(key, space.names())}")
                 continue
             if not isinstance(values, list):
                 problems.append(

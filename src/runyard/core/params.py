@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Annotated, Any
 
 import pydantic
+import pydantic_core
 
 from runyard import errors
 
@@ -143,7 +144,7 @@ class ParamSpace:
             return adapter.dump_python(adapter.validate_python(value), mode="json")
         except pydantic.ValidationError as exc:
             raise self._value_error(name, value, exc) from None
-        except pydantic.PydanticSerializationError as exc:
+        except pydantic_core.PydanticSerializationError as exc:
             raise errors.ParameterError(
                 f"{self.owner} parameter {name!r}: value {value!r} cannot be stored as JSON "
                 f"({exc}); use a JSON-compatible value"

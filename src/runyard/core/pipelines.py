@@ -143,8 +143,13 @@ class PipelineDefinition:
 
     def _fingerprint(self) -> str:
         shape = [
-            [n.name, n.step.name, n.step.version, n.params.defaults(),
-             [[b.input, [[r.node, r.output] for r in b.refs], b.many] for b in n.bindings]]
+            [
+                n.name,
+                n.step.name,
+                n.step.version,
+                n.params.defaults(),
+                [[b.input, [[r.node, r.output] for r in b.refs], b.many] for b in n.bindings],
+            ]
             for n in self.nodes.values()
         ]
         blob = json.dumps([self.name, self.params.defaults(), shape], sort_keys=True, default=str)
@@ -203,7 +208,10 @@ class _Tracer:
         self.nodes: dict[str, StepNode] = {}
 
     def record(
-        self, step: steps.StepDefinition, node_name: str, args: tuple[Any, ...],
+        self,
+        step: steps.StepDefinition,
+        node_name: str,
+        args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> OutputRef | StepOutputs:
         where = f"in pipeline {self.pipeline!r}"
@@ -258,7 +266,8 @@ class _Tracer:
         if constants:
             specs = [
                 dataclasses.replace(s, default=step.params.to_python(s.name, constants[s.name]))
-                if s.name in constants else s
+                if s.name in constants
+                else s
                 for s in step.params
             ]
             node_params = params.ParamSpace(f"Step {node_name!r}", specs)
@@ -281,8 +290,10 @@ class _Tracer:
             )
         if isinstance(value, OutputRef):
             return Binding(spec.name, (value,))
-        if isinstance(value, list | tuple) and value and all(
-            isinstance(v, OutputRef) for v in value
+        if (
+            isinstance(value, list | tuple)
+            and value
+            and all(isinstance(v, OutputRef) for v in value)
         ):
             return Binding(spec.name, tuple(value), many=True)
         raise errors.DefinitionError(

@@ -73,6 +73,10 @@ class JobSummary(_Record):
     finished_at: dt.datetime | None
 
     @property
+    def id(self) -> str:
+        return self.job.id
+
+    @property
     def state(self) -> states.JobState:
         return states.job_state(self.counts)
 

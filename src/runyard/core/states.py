@@ -45,7 +45,7 @@ class StepState(enum.StrEnum):
     FAILURE = "FAILURE"  # raised, or its process died while it ran
     SKIPPED = "SKIPPED"  # its datum was already processed; earlier outputs are reused
     UPSTREAM_FAILED = "UPSTREAM_FAILED"  # an upstream step failed, so it never ran
-    KILLED = "KILLED"  # stopped on purpose
+    KILLED = "KILLED"  # stopped before finishing: on purpose, or its run's process died first
 
 
 class JobState(enum.StrEnum):

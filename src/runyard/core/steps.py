@@ -163,8 +163,9 @@ def step(
     """
 
     def wrap(f: Callable[..., Any]) -> StepDefinition:
-        return StepDefinition(f, name=name, version=version, description=description,
-                              outputs=outputs)
+        return StepDefinition(
+            f, name=name, version=version, description=description, outputs=outputs
+        )
 
     return wrap(fn) if fn is not None else wrap
 

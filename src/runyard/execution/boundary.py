@@ -30,8 +30,7 @@ class UserError:
 def describe(exc: BaseException) -> UserError:
     """Describe ``exc`` raised by user code, dropping the frames of runyard's runner."""
     if isinstance(exc, SystemExit):
-        return UserError("SystemExit", f"the step called sys.exit({exc.code!r})",
-                         _format(exc))
+        return UserError("SystemExit", f"the step called sys.exit({exc.code!r})", _format(exc))
     kind = type(exc)
     name = kind.__qualname__
     if kind.__module__ not in ("builtins", "__main__"):

@@ -53,9 +53,7 @@ class PipelineResult:
 
     @property
     def failed_step(self) -> StepResult | None:
-        return next(
-            (s for s in self.steps.values() if s.state is states.StepState.FAILURE), None
-        )
+        return next((s for s in self.steps.values() if s.state is states.StepState.FAILURE), None)
 
     def __getitem__(self, step: str) -> StepResult:
         return self.steps[step]
@@ -86,8 +84,9 @@ class Pipeline(pipelines.PipelineDefinition):
         observer = _Timer()
         outcome = runner.execute(self, assignment, observer)
         results = {
-            name: StepResult(name, o.state, o.outputs, observer.durations.get(name), o.error,
-                             o.exception)
+            name: StepResult(
+                name, o.state, o.outputs, observer.durations.get(name), o.error, o.exception
+            )
             for name, o in outcome.steps.items()
         }
         result = PipelineResult(self.name, assignment, results)
@@ -109,9 +108,9 @@ class Pipeline(pipelines.PipelineDefinition):
         for name in step_params:
             self.node(name)
         steps = {
-            node.name: node.params.resolve({
-                k: node.params.to_json(k, v) for k, v in step_params.get(node.name, {}).items()
-            })
+            node.name: node.params.resolve(
+                {k: node.params.to_json(k, v) for k, v in step_params.get(node.name, {}).items()}
+            )
             for node in self
         }
         return {"pipeline": pipe, "steps": steps}
@@ -164,12 +163,15 @@ def pipeline(
 
     def wrap(f: Callable[..., Any]) -> Pipeline:
         made = pipelines.trace(
-            f, name=name, params=params, version=version, description=description,
-            max_step_parallelism=max_step_parallelism, cls=Pipeline,
+            f,
+            name=name,
+            params=params,
+            version=version,
+            description=description,
+            max_step_parallelism=max_step_parallelism,
+            cls=Pipeline,
         )
         assert isinstance(made, Pipeline)
         return made
 
     return wrap(fn) if fn is not None else wrap
-
-

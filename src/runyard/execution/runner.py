@@ -76,9 +76,7 @@ def execute(
     Returns each step's state and, with ``keep_outputs``, its outputs. A failed step's
     downstream steps end UPSTREAM_FAILED and other branches go on.
     """
-    typed_pipeline = {
-        k: pipeline.params.to_python(k, v) for k, v in params["pipeline"].items()
-    }
+    typed_pipeline = {k: pipeline.params.to_python(k, v) for k, v in params["pipeline"].items()}
     runner = _Runner(pipeline, params, typed_pipeline, observer, run_id, job_id, keep_outputs)
     if pipeline.max_step_parallelism > 1 and len(pipeline.nodes) > 1:
         runner.run_concurrently(pipeline.max_step_parallelism)
@@ -153,8 +151,7 @@ class _Runner:
         if not failed:
             return False
         self.outcomes[node.name] = StepOutcome(states.StepState.UPSTREAM_FAILED, {})
-        self.observer.step_finished(node.name, states.StepState.UPSTREAM_FAILED, time.time(),
-                                    None)
+        self.observer.step_finished(node.name, states.StepState.UPSTREAM_FAILED, time.time(), None)
         return True
 
     def _run_step(self, node: pipelines.StepNode) -> None:
@@ -172,10 +169,16 @@ class _Runner:
                     args[b.input] = self.values[(ref.node, ref.output)]
             raw = self.params["steps"].get(name, {})
             step_params = {k: node.params.to_python(k, v) for k, v in raw.items()}
-            token = context._current.set(context.StepContext(
-                name, self.pipeline.name, self.typed_pipeline, step_params, self.run_id,
-                self.job_id,
-            ))
+            token = context._current.set(
+                context.StepContext(
+                    name,
+                    self.pipeline.name,
+                    self.typed_pipeline,
+                    step_params,
+                    self.run_id,
+                    self.job_id,
+                )
+            )
             result = node.step.fn(**args, **step_params)
             outputs = _split_outputs(node, result)
             for output, value in outputs.items():
@@ -191,9 +194,7 @@ class _Runner:
             self._release_inputs(node)
         for output, value in outputs.items():
             self.values[(name, output)] = value
-        self.outcomes[name] = StepOutcome(
-            _SUCCESS, outputs if self.keep_outputs else {}, None
-        )
+        self.outcomes[name] = StepOutcome(_SUCCESS, outputs if self.keep_outputs else {}, None)
         observer.step_finished(name, _SUCCESS, time.time(), None)
 
     def _release_inputs(self, node: pipelines.StepNode) -> None:

@@ -48,12 +48,11 @@ def upgrade(engine: sa.Engine) -> None:
         revision = current_revision(engine)
         if revision == HEAD:
             return
-        with engine.connect().execution_options(**{engines.WRITE: True}) as conn:
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-                config = alembic_config(conn)
-                command.upgrade(config, "head")
+        writer = engine.connect().execution_options(**{engines.WRITE: True})
+        with writer as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+            command.upgrade(alembic_config(conn), "head")
     except sa.exc.OperationalError as exc:
         raise errors.StoreError(
             f"Cannot reach the metadata store at {engine.url.render_as_string()}: "

@@ -31,13 +31,14 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}; runyard stores aware UTC times")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        aware: dt.datetime = value.astimezone(dt.UTC)
+        return aware.replace(tzinfo=None) if dialect.name == "sqlite" else aware
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        stored: dt.datetime = value
+        return stored.replace(tzinfo=dt.UTC) if stored.tzinfo is None else stored.astimezone(dt.UTC)
 
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -69,8 +70,9 @@ jobs = sa.Table(
 job_tags = sa.Table(
     "job_tags",
     metadata,
-    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column(
+        "job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("tag", sa.String(200), primary_key=True, index=True),
 )
 
@@ -78,8 +80,9 @@ runs = sa.Table(
     "runs",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
-              nullable=False),
+    sa.Column(
+        "job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("params", JSONType, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
@@ -97,8 +100,9 @@ runs = sa.Table(
 step_runs = sa.Table(
     "step_runs",
     metadata,
-    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column(
+        "run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("step_name", sa.String(200), primary_key=True),
     sa.Column("attempt", sa.Integer, primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),
@@ -127,8 +131,13 @@ logs = sa.Table(
     "logs",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"),
-              nullable=False, index=True),
+    sa.Column(
+        "run_id",
+        sa.String(32),
+        sa.ForeignKey("runs.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     sa.Column("step_name", sa.String(200)),
     sa.Column("stream", sa.String(8), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
@@ -139,8 +148,9 @@ logs = sa.Table(
 artifacts = sa.Table(
     "artifacts",
     metadata,
-    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column(
+        "run_id", sa.String(32), sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("step_name", sa.String(200), primary_key=True),
     sa.Column("output_name", sa.String(200), primary_key=True),
     sa.Column("uri", sa.Text, nullable=False),

@@ -93,9 +93,9 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        with self.engine.connect().execution_options(**{engines.WRITE: True}) as conn:
-            with conn.begin():
-                yield conn
+        writer = self.engine.connect().execution_options(**{engines.WRITE: True})
+        with writer as conn, conn.begin():
+            yield conn
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -209,7 +209,10 @@ class Store:
         for chunk in _chunks([j.id for j in jobs]):
             query = (
                 sa.select(
-                    r.job_id, r.state, sa.func.count(), sa.func.min(r.started_at),
+                    r.job_id,
+                    r.state,
+                    sa.func.count(),
+                    sa.func.min(r.started_at),
                     sa.func.max(r.finished_at),
                 )
                 .where(r.job_id.in_(chunk))
@@ -226,8 +229,11 @@ class Store:
         out = []
         for job in jobs:
             summary = records.JobSummary(job, counts[job.id], first.get(job.id), None)
-            if summary.state in (states.JobState.SUCCESS, states.JobState.FAILURE,
-                                 states.JobState.KILLED):
+            if summary.state in (
+                states.JobState.SUCCESS,
+                states.JobState.FAILURE,
+                states.JobState.KILLED,
+            ):
                 summary = summary.evolve(finished_at=last.get(job.id))
             out.append(summary)
         return out
@@ -239,9 +245,7 @@ class Store:
         with self._read() as conn:
             return _run(_one_by_prefix(conn, schema.runs, run_id, "run"))
 
-    def list_runs(
-        self, job_id: str, *, state: states.RunState | None = None
-    ) -> list[records.Run]:
+    def list_runs(self, job_id: str, *, state: states.RunState | None = None) -> list[records.Run]:
         """A job's runs in grid order."""
         query = sa.select(schema.runs).where(schema.runs.c.job_id == job_id)
         if state is not None:
@@ -253,10 +257,15 @@ class Store:
         """Move a job's CREATED runs to QUEUED, with an event each; returns how many."""
         r = schema.runs.c
         with self._write() as conn:
-            ids = conn.execute(
-                sa.select(r.id).where(r.job_id == job_id, r.state == states.RunState.CREATED)
-                .order_by(r.idx)
-            ).scalars().all()
+            ids = (
+                conn.execute(
+                    sa.select(r.id)
+                    .where(r.job_id == job_id, r.state == states.RunState.CREATED)
+                    .order_by(r.idx)
+                )
+                .scalars()
+                .all()
+            )
             if not ids:
                 return 0
             conn.execute(
@@ -264,11 +273,17 @@ class Store:
                 .where(r.job_id == job_id, r.state == states.RunState.CREATED)
                 .values(state=states.RunState.QUEUED.value, queued_at=at)
             )
-            self._insert_events(conn, [
-                _run_event(RunTransition(i, job_id, states.RunState.CREATED,
-                                         states.RunState.QUEUED, at))
-                for i in ids
-            ])
+            self._insert_events(
+                conn,
+                [
+                    _run_event(
+                        RunTransition(
+                            i, job_id, states.RunState.CREATED, states.RunState.QUEUED, at
+                        )
+                    )
+                    for i in ids
+                ],
+            )
             return len(ids)
 
     def claim_runs(
@@ -294,11 +309,22 @@ class Store:
                 .returning(*schema.runs.c)
             ).all()
             claimed = sorted((_run(row) for row in rows), key=lambda run: run.index)
-            self._insert_events(conn, [
-                _run_event(RunTransition(run.id, run.job_id, states.RunState.QUEUED,
-                                         states.RunState.STARTING, at, worker=worker))
-                for run in claimed
-            ])
+            self._insert_events(
+                conn,
+                [
+                    _run_event(
+                        RunTransition(
+                            run.id,
+                            run.job_id,
+                            states.RunState.QUEUED,
+                            states.RunState.STARTING,
+                            at,
+                            worker=worker,
+                        )
+                    )
+                    for run in claimed
+                ],
+            )
         return claimed
 
     # -- recording execution -----------------------------------------------------------
@@ -318,18 +344,36 @@ class Store:
             self._apply_runs(conn, changes.runs)
             self._apply_steps(conn, changes.steps)
             if changes.logs:
-                conn.execute(schema.logs.insert(), [
-                    {"run_id": x.run_id, "step_name": x.step_name, "stream": x.stream,
-                     "at": x.at, "level": x.level, "text": x.text}
-                    for x in changes.logs
-                ])
+                conn.execute(
+                    schema.logs.insert(),
+                    [
+                        {
+                            "run_id": x.run_id,
+                            "step_name": x.step_name,
+                            "stream": x.stream,
+                            "at": x.at,
+                            "level": x.level,
+                            "text": x.text,
+                        }
+                        for x in changes.logs
+                    ],
+                )
             if changes.artifacts:
-                conn.execute(schema.artifacts.insert(), [
-                    {"run_id": a.run_id, "step_name": a.step_name,
-                     "output_name": a.output_name, "uri": a.uri, "size": a.size,
-                     "serializer": a.serializer, "created_at": a.created_at}
-                    for a in changes.artifacts
-                ])
+                conn.execute(
+                    schema.artifacts.insert(),
+                    [
+                        {
+                            "run_id": a.run_id,
+                            "step_name": a.step_name,
+                            "output_name": a.output_name,
+                            "uri": a.uri,
+                            "size": a.size,
+                            "serializer": a.serializer,
+                            "created_at": a.created_at,
+                        }
+                        for a in changes.artifacts
+                    ],
+                )
             events = [_run_event(t) for t in changes.runs]
             events += [_step_event(s) for s in changes.steps]
             self._insert_events(conn, events)
@@ -338,10 +382,15 @@ class Store:
         groups: dict[tuple[states.RunState, bool, bool], list[dict[str, Any]]] = {}
         for t in transitions:
             key = (t.new, t.worker is not None, t.reason is not None)
-            groups.setdefault(key, []).append({
-                "b_id": t.run_id, "b_old": t.old.value, "b_at": t.at, "b_worker": t.worker,
-                "b_reason": t.reason,
-            })
+            groups.setdefault(key, []).append(
+                {
+                    "b_id": t.run_id,
+                    "b_old": t.old.value,
+                    "b_at": t.at,
+                    "b_worker": t.worker,
+                    "b_reason": t.reason,
+                }
+            )
         r = schema.runs.c
         for (new, has_worker, has_reason), params in groups.items():
             values: dict[str, Any] = {"state": new.value}
@@ -373,11 +422,14 @@ class Store:
             c = schema.step_runs.c
             stmt = (
                 schema.step_runs.update()
-                .where(c.run_id == sa.bindparam("b_run_id"),
-                       c.step_name == sa.bindparam("b_step_name"),
-                       c.attempt == sa.bindparam("b_attempt"))
+                .where(
+                    c.run_id == sa.bindparam("b_run_id"),
+                    c.step_name == sa.bindparam("b_step_name"),
+                    c.attempt == sa.bindparam("b_attempt"),
+                )
                 .values(
-                    state=sa.bindparam("b_state"), started_at=sa.bindparam("b_started_at"),
+                    state=sa.bindparam("b_state"),
+                    started_at=sa.bindparam("b_started_at"),
                     finished_at=sa.bindparam("b_finished_at"),
                     error_type=sa.bindparam("b_error_type"),
                     error_message=sa.bindparam("b_error_message"),
@@ -396,13 +448,20 @@ class Store:
         c = schema.step_runs.c
         query = sa.select(schema.step_runs).where(c.run_id == run_id)
         with self._read() as conn:
-            rows = conn.execute(query.order_by(c.started_at, c.step_name, c.attempt)).all()
+            rows = conn.execute(
+                query.order_by(c.started_at.is_(None), c.started_at, c.step_name, c.attempt)
+            ).all()
         return [
             records.StepRun(
-                run_id=row.run_id, step_name=row.step_name, attempt=row.attempt,
-                state=states.StepState(row.state), started_at=row.started_at,
-                finished_at=row.finished_at, error_type=row.error_type,
-                error_message=row.error_message, traceback=row.traceback,
+                run_id=row.run_id,
+                step_name=row.step_name,
+                attempt=row.attempt,
+                state=states.StepState(row.state),
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+                error_type=row.error_type,
+                error_message=row.error_message,
+                traceback=row.traceback,
             )
             for row in rows
         ]
@@ -415,8 +474,14 @@ class Store:
         with self._read() as conn:
             rows = conn.execute(query.order_by(c.id)).all()
         return [
-            records.LogLine(run_id=row.run_id, step_name=row.step_name, stream=row.stream,
-                            at=row.at, text=row.text, level=row.level)
+            records.LogLine(
+                run_id=row.run_id,
+                step_name=row.step_name,
+                stream=row.stream,
+                at=row.at,
+                text=row.text,
+                level=row.level,
+            )
             for row in rows
         ]
 
@@ -426,15 +491,25 @@ class Store:
         with self._read() as conn:
             rows = conn.execute(query.order_by(c.created_at, c.step_name, c.output_name)).all()
         return [
-            records.Artifact(run_id=row.run_id, step_name=row.step_name,
-                             output_name=row.output_name, uri=row.uri, size=row.size,
-                             serializer=row.serializer, created_at=row.created_at)
+            records.Artifact(
+                run_id=row.run_id,
+                step_name=row.step_name,
+                output_name=row.output_name,
+                uri=row.uri,
+                size=row.size,
+                serializer=row.serializer,
+                created_at=row.created_at,
+            )
             for row in rows
         ]
 
     def list_events(
-        self, *, job_id: str | None = None, run_id: str | None = None,
-        after: int | None = None, limit: int | None = None,
+        self,
+        *,
+        job_id: str | None = None,
+        run_id: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
     ) -> list[records.Event]:
         """Events in the order they were written, optionally after event id ``after``."""
         c = schema.events.c
@@ -450,10 +525,17 @@ class Store:
         with self._read() as conn:
             rows = conn.execute(query).all()
         return [
-            records.Event(id=row.id, at=row.at, kind=row.kind, job_id=row.job_id,
-                          run_id=row.run_id, step_name=row.step_name,
-                          old_state=row.old_state, new_state=row.new_state,
-                          message=row.message)
+            records.Event(
+                id=row.id,
+                at=row.at,
+                kind=row.kind,
+                job_id=row.job_id,
+                run_id=row.run_id,
+                step_name=row.step_name,
+                old_state=row.old_state,
+                new_state=row.new_state,
+                message=row.message,
+            )
             for row in rows
         ]
 
@@ -468,9 +550,7 @@ def _one_by_prefix(conn: sa.Connection, table: sa.Table, key: str, noun: str) ->
         sa.select(table).where(table.c.id.like(f"{key}%")).order_by(table.c.id).limit(3)
     ).all()
     if not rows:
-        raise errors.NotFoundError(
-            f"No {noun} {key!r}; list them with `runyard {noun} list`"
-        )
+        raise errors.NotFoundError(f"No {noun} {key!r}; list them with `runyard {noun} list`")
     if len(rows) > 1:
         raise errors.NotFoundError(
             f"{noun.capitalize()} id {key!r} is ambiguous: it starts "
@@ -481,41 +561,75 @@ def _one_by_prefix(conn: sa.Connection, table: sa.Table, key: str, noun: str) ->
 
 def _job(row: sa.Row[Any], tags: tuple[str, ...]) -> records.Job:
     return records.Job(
-        id=row.id, name=row.name, pipeline_name=row.pipeline_name,
-        pipeline_version=row.pipeline_version, pipeline_ref=row.pipeline_ref, grid=row.grid,
-        deselected=tuple(row.deselected), tags=tags, max_parallel_runs=row.max_parallel_runs,
-        run_count=row.run_count, created_at=row.created_at,
+        id=row.id,
+        name=row.name,
+        pipeline_name=row.pipeline_name,
+        pipeline_version=row.pipeline_version,
+        pipeline_ref=row.pipeline_ref,
+        grid=row.grid,
+        deselected=tuple(row.deselected),
+        tags=tags,
+        max_parallel_runs=row.max_parallel_runs,
+        run_count=row.run_count,
+        created_at=row.created_at,
     )
 
 
 def _run(row: sa.Row[Any]) -> records.Run:
     return records.Run(
-        id=row.id, job_id=row.job_id, index=row.idx, params=row.params,
-        state=states.RunState(row.state), created_at=row.created_at, queued_at=row.queued_at,
-        started_at=row.started_at, finished_at=row.finished_at, worker=row.worker,
+        id=row.id,
+        job_id=row.job_id,
+        index=row.idx,
+        params=row.params,
+        state=states.RunState(row.state),
+        created_at=row.created_at,
+        queued_at=row.queued_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        worker=row.worker,
         reason=row.reason,
     )
 
 
 def _step_row(x: records.StepRun) -> dict[str, Any]:
     return {
-        "run_id": x.run_id, "step_name": x.step_name, "attempt": x.attempt,
-        "state": x.state.value, "started_at": x.started_at, "finished_at": x.finished_at,
-        "error_type": x.error_type, "error_message": x.error_message, "traceback": x.traceback,
+        "run_id": x.run_id,
+        "step_name": x.step_name,
+        "attempt": x.attempt,
+        "state": x.state.value,
+        "started_at": x.started_at,
+        "finished_at": x.finished_at,
+        "error_type": x.error_type,
+        "error_message": x.error_message,
+        "traceback": x.traceback,
     }
 
 
 def _run_event(t: RunTransition) -> dict[str, Any]:
-    return {"at": t.at, "kind": "run_state", "job_id": t.job_id, "run_id": t.run_id,
-            "step_name": None, "old_state": t.old.value, "new_state": t.new.value,
-            "message": t.reason}
+    return {
+        "at": t.at,
+        "kind": "run_state",
+        "job_id": t.job_id,
+        "run_id": t.run_id,
+        "step_name": None,
+        "old_state": t.old.value,
+        "new_state": t.new.value,
+        "message": t.reason,
+    }
 
 
 def _step_event(s: StepTransition) -> dict[str, Any]:
     x = s.step_run
-    return {"at": s.at, "kind": "step_state", "job_id": s.job_id, "run_id": x.run_id,
-            "step_name": x.step_name, "old_state": s.old.value if s.old else None,
-            "new_state": x.state.value, "message": x.error_message}
+    return {
+        "at": s.at,
+        "kind": "step_state",
+        "job_id": s.job_id,
+        "run_id": x.run_id,
+        "step_name": x.step_name,
+        "old_state": s.old.value if s.old else None,
+        "new_state": x.state.value,
+        "message": x.error_message,
+    }
 
 
 def _aware(value: Any) -> dt.datetime | None:

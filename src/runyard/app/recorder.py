@@ -1,0 +1,225 @@
+"""Turning what executors report into store writes: states, step runs, logs, artifacts.
+
+The recorder knows each run's current state and each step's, so every change it writes is a
+checked transition, and one ``flush`` writes everything reported since the last in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from runyard.core import pipelines, records, states
+from runyard.execution import boundary, capture
+from runyard.storage import store as store_mod
+
+__all__ = ["Recorder"]
+
+_R = states.RunState
+_S = states.StepState
+
+RunCallback = Callable[[records.Run], None]
+StepCallback = Callable[[str, records.StepRun], None]
+
+
+def _time(at: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(at, dt.UTC)
+
+
+class _Tracked:
+    __slots__ = ("failure", "job_id", "run", "steps")
+
+    def __init__(self, run: records.Run) -> None:
+        self.run = run
+        self.job_id = run.job_id
+        self.steps: dict[str, records.StepRun] = {}
+        self.failure: str | None = None
+
+
+class Recorder:
+    """A ``RunListener`` that records a pipeline's runs in a store.
+
+    ``on_step`` is told of every step state change; ``on_run_finished`` of every run that
+    reached a final state, after it was written.
+    """
+
+    def __init__(
+        self,
+        store: store_mod.Store,
+        pipeline: pipelines.PipelineDefinition,
+        *,
+        on_step: StepCallback | None = None,
+        on_run_finished: RunCallback | None = None,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.on_step = on_step
+        self.on_run_finished = on_run_finished
+        self._runs: dict[str, _Tracked] = {}
+        self._changes = store_mod.Changes()
+        self._finished: list[records.Run] = []
+
+    def track(self, run: records.Run) -> None:
+        """Follow a run that has just been claimed (STARTING)."""
+        self._runs[run.id] = _Tracked(run)
+
+    # -- RunListener -------------------------------------------------------------------
+
+    def run_started(self, run_id: str, *, worker: str, at: float) -> None:
+        tracked = self._runs[run_id]
+        when = _time(at)
+        self._move_run(tracked, _R.RUNNING, when, worker=worker)
+        for node in self.pipeline:
+            step = records.StepRun(run_id, node.name, 1, _S.PENDING)
+            tracked.steps[node.name] = step
+            self._changes.steps.append(store_mod.StepTransition(tracked.job_id, step, None, when))
+
+    def step_started(self, run_id: str, step: str, at: float) -> None:
+        self._move_step(self._runs[run_id], step, _S.RUNNING, _time(at), started_at=_time(at))
+
+    def output_stored(
+        self,
+        run_id: str,
+        step: str,
+        output: str,
+        uri: str,
+        size: int,
+        serializer: str,
+        at: float,
+    ) -> None:
+        self._changes.artifacts.append(
+            records.Artifact(run_id, step, output, uri, size, serializer, _time(at))
+        )
+
+    def step_finished(
+        self,
+        run_id: str,
+        step: str,
+        state: states.StepState,
+        at: float,
+        error: boundary.UserError | None,
+    ) -> None:
+        tracked = self._runs[run_id]
+        when = _time(at)
+        fields: dict[str, Any] = {"finished_at": when}
+        if error is not None:
+            fields.update(
+                error_type=error.type, error_message=error.message, traceback=error.traceback
+            )
+            if tracked.failure is None:
+                tracked.failure = f"step {step!r} failed: {error}"
+        if state is _S.UPSTREAM_FAILED:
+            fields = {}
+        self._move_step(tracked, step, state, when, **fields)
+
+    def log_lines(self, run_id: str, lines: list[capture.Line]) -> None:
+        self._changes.logs.extend(
+            records.LogLine(run_id, step, stream, _time(at), text, level)
+            for step, stream, at, level, text in lines
+        )
+
+    def run_finished(
+        self, run_id: str, *, at: float, problem: str | None, killed: bool = False
+    ) -> None:
+        tracked = self._runs.pop(run_id)
+        when = _time(at)
+        if problem is None:
+            self._move_run(tracked, _R.FINISHING, when)
+            if tracked.failure is None:
+                self._move_run(tracked, _R.SUCCESS, when)
+            else:
+                self._move_run(tracked, _R.FAILURE, when, reason=tracked.failure)
+        else:
+            where = [n for n, s in tracked.steps.items() if s.state is _S.RUNNING]
+            reason = problem + (f" during step {where[0]!r}" if where else "")
+            self._end_steps_of_dead_run(tracked, when, problem, killed)
+            if tracked.failure is not None and not killed:
+                reason = f"{tracked.failure}; then {reason}"
+            self._move_run(tracked, _R.KILLED if killed else _R.FAILURE, when, reason=reason)
+        self._finished.append(tracked.run)
+
+    def flush(self) -> None:
+        changes, self._changes = self._changes, store_mod.Changes()
+        finished, self._finished = self._finished, []
+        if changes:
+            self.store.apply(changes)
+        if self.on_run_finished is not None:
+            for run in finished:
+                self.on_run_finished(run)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _move_run(
+        self,
+        tracked: _Tracked,
+        new: states.RunState,
+        when: dt.datetime,
+        *,
+        worker: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        old = tracked.run.state
+        states.check_run_transition(old, new)
+        self._changes.runs.append(
+            store_mod.RunTransition(tracked.run.id, tracked.job_id, old, new, when, worker, reason)
+        )
+        changes: dict[str, Any] = {"state": new}
+        if worker is not None:
+            changes["worker"] = worker
+        if reason is not None:
+            changes["reason"] = reason
+        if new is _R.RUNNING and tracked.run.started_at is None:
+            changes["started_at"] = when
+        if new in states.FINISHED_RUN_STATES:
+            changes["finished_at"] = when
+        tracked.run = tracked.run.evolve(**changes)
+
+    def _move_step(
+        self,
+        tracked: _Tracked,
+        name: str,
+        new: states.StepState,
+        when: dt.datetime,
+        **fields: Any,
+    ) -> None:
+        step = tracked.steps[name]
+        states.check_step_transition(step.state, new)
+        updated = step.evolve(state=new, **fields)
+        tracked.steps[name] = updated
+        self._changes.steps.append(
+            store_mod.StepTransition(tracked.job_id, updated, step.state, when)
+        )
+        if self.on_step is not None:
+            self.on_step(tracked.run.id, updated)
+
+    def _end_steps_of_dead_run(
+        self, tracked: _Tracked, when: dt.datetime, problem: str, killed: bool
+    ) -> None:
+        """The run's process is gone: no step of it is left RUNNING or PENDING."""
+        failed: set[str] = {n for n, s in tracked.steps.items() if s.state is _S.FAILURE}
+        for node in self.pipeline:
+            step = tracked.steps.get(node.name)
+            if step is None:
+                continue
+            if step.state is _S.RUNNING:
+                state = _S.KILLED if killed else _S.FAILURE
+                self._move_step(
+                    tracked,
+                    node.name,
+                    state,
+                    when,
+                    finished_at=when,
+                    error_type=None if killed else "RunProcessDied",
+                    error_message=problem,
+                )
+                failed.add(node.name)
+            elif step.state is _S.PENDING:
+                if not killed and any(u in failed for u in node.upstream):
+                    self._move_step(tracked, node.name, _S.UPSTREAM_FAILED, when)
+                    failed.add(node.name)
+                else:
+                    self._move_step(
+                        tracked, node.name, _S.KILLED, when, error_message=f"never ran: {problem}"
+                    )

@@ -1,0 +1,337 @@
+"""The one facade the edges call: jobs created, executed, listed, inspected and waited on.
+
+``Runyard`` composes the metadata store, the artifact store and an executor. The CLI, the
+Python API (and later the REST API and UI) call it; none of them touch SQL or processes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pathlib
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from runyard import errors
+from runyard.app import gridfile, recorder, settings
+from runyard.core import grid as grid_mod
+from runyard.core import pipelines, records, states
+from runyard.execution import loader, processes
+from runyard.storage import artifacts as artifacts_mod
+from runyard.storage import store as store_mod
+
+__all__ = ["Runyard", "connect", "create_job"]
+
+Clock = Callable[[], dt.datetime]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Runyard:
+    """runyard on one metadata store and one artifact store."""
+
+    def __init__(
+        self,
+        store: store_mod.Store,
+        artifacts: artifacts_mod.ArtifactStore,
+        *,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.clock = clock
+
+    @classmethod
+    def open(cls, config: settings.Settings | None = None) -> Runyard:
+        """Open the stores named by ``config`` (default: the environment), migrating them.
+
+        Raises ``StoreError`` when the database cannot be used.
+        """
+        config = config or settings.Settings.from_env()
+        return cls(
+            store_mod.Store.open(config.database_url),
+            artifacts_mod.ArtifactStore(config.artifacts_url),
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- creating jobs -----------------------------------------------------------------
+
+    def create_job(
+        self,
+        pipeline: pipelines.PipelineDefinition,
+        *,
+        grid: Mapping[str, Any] | None = None,
+        grid_source: str = "Grid",
+        name: str | None = None,
+        tags: Iterable[str] = (),
+        deselect: Iterable[grid_mod.Deselection] = (),
+        max_parallel_runs: int | None = None,
+        allow_large_grid: bool = False,
+        pipeline_ref: str | None = None,
+    ) -> records.JobSummary:
+        """Validate the grid, expand it, and store the job with its selected runs.
+
+        Every value is checked against its parameter's type first; on any error
+        (``GridError``, ``ParameterError``) nothing is stored.
+        """
+        checked = grid_mod.parse_grid(
+            pipeline, grid, source=grid_source, allow_large=allow_large_grid
+        )
+        deselect = list(deselect)
+        selected = grid_mod.select_runs(checked.expand(pipeline), deselect, size=checked.size)
+        tags = tuple(dict.fromkeys(tags))
+        for tag in tags:
+            if not tag or len(tag) > 200 or tag != tag.strip():
+                raise errors.UsageError(
+                    f"Tag {tag!r} is not valid; use 1-200 characters without surrounding spaces"
+                )
+        parallel = max_parallel_runs if max_parallel_runs is not None else os.cpu_count() or 1
+        if parallel < 1:
+            raise errors.UsageError(f"max_parallel_runs={parallel} is not valid; give 1 or more")
+        now = self.clock()
+        job = records.Job(
+            id=new_id(),
+            name=name or pipeline.name,
+            pipeline_name=pipeline.name,
+            pipeline_version=pipeline.version,
+            pipeline_ref=pipeline_ref
+            if pipeline_ref is not None
+            else loader.reference_of(pipeline),
+            grid=checked.to_json(),
+            deselected=tuple(
+                sorted(
+                    {i for i in deselect if isinstance(i, int)}
+                    | (set(range(checked.size)) - {i for i, _ in selected})
+                )
+            ),
+            tags=tags,
+            max_parallel_runs=parallel,
+            run_count=len(selected),
+            created_at=now,
+        )
+        runs = [
+            records.Run(
+                id=new_id(),
+                job_id=job.id,
+                index=index,
+                params=params,
+                state=states.RunState.CREATED,
+                created_at=now,
+            )
+            for index, params in selected
+        ]
+        self.store.create_job(job, runs)
+        return self.store.job_summary(job.id)
+
+    def grid_for(
+        self, loaded: loader.LoadedPipeline, grid_file: pathlib.Path | None
+    ) -> tuple[Any, str, pathlib.Path | None]:
+        """The grid to use: ``grid_file``, else ``<pipeline>.parameters.json`` beside it.
+
+        Returns (grid or None, the label for messages, the file used).
+        """
+        path = grid_file or gridfile.find_grid_file(loaded.path, loaded.pipeline.name)
+        if path is None:
+            return None, "Grid", None
+        return gridfile.read_grid_file(path), f"Grid file {path.name}", path
+
+    # -- executing ---------------------------------------------------------------------
+
+    def start_job(self, job_id: str) -> int:
+        """Queue a job's CREATED runs; returns how many were queued."""
+        return self.store.queue_runs(self.store.get_job(job_id).id, at=self.clock())
+
+    def execute_job(
+        self,
+        job_id: str,
+        pipeline: pipelines.PipelineDefinition | None = None,
+        *,
+        max_parallel_runs: int | None = None,
+        run_timeout: float | None = None,
+        memory_limit_mb: int | None = None,
+        on_step: recorder.StepCallback | None = None,
+        on_run_finished: recorder.RunCallback | None = None,
+    ) -> records.JobSummary:
+        """Execute a job's queued runs here, each in its own process, until none is left.
+
+        ``pipeline`` is loaded from the job's reference when not given. Returns the job as
+        it stands afterwards.
+        """
+        job = self.store.get_job(job_id)
+        if pipeline is None:
+            pipeline = self.load_pipeline(job)
+        if pipeline.version != job.pipeline_version:
+            raise errors.UsageError(
+                f"Job {job.id} was made for version {job.pipeline_version} of pipeline "
+                f"{job.pipeline_name!r} but {pipeline.version} is loaded; create a new job"
+            )
+        self.store.queue_runs(job.id, at=self.clock())
+        rec = recorder.Recorder(
+            self.store, pipeline, on_step=on_step, on_run_finished=on_run_finished
+        )
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+
+        def claim(n: int) -> list[processes.RunTask]:
+            claimed = self.store.claim_runs(job_id=job.id, worker=worker, limit=n, at=self.clock())
+            for run in claimed:
+                rec.track(run)
+            return [processes.RunTask(r.id, r.job_id, r.params) for r in claimed]
+
+        executor = processes.ProcessExecutor(
+            max_parallel=max_parallel_runs or job.max_parallel_runs,
+            outputs=self.artifacts,
+            run_timeout=run_timeout,
+            memory_limit_mb=memory_limit_mb,
+        )
+        executor.execute(pipeline, claim, rec)
+        return self.store.job_summary(job.id)
+
+    def load_pipeline(self, job: records.Job) -> pipelines.PipelineDefinition:
+        if not job.pipeline_ref:
+            raise errors.LoadError(
+                f"Job {job.id} has no pipeline file on record (it was defined interactively); "
+                "execute it from the process that created it"
+            )
+        return loader.load_pipeline(job.pipeline_ref).pipeline
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> records.JobSummary:
+        return self.store.job_summary(job_id)
+
+    def list_jobs(
+        self,
+        *,
+        pipeline: str | None = None,
+        state: states.JobState | None = None,
+        tag: str | None = None,
+        limit: int = 100,
+    ) -> list[records.JobSummary]:
+        return self.store.list_jobs(pipeline=pipeline, state=state, tag=tag, limit=limit)
+
+    def list_runs(self, job_id: str, *, state: states.RunState | None = None) -> list[records.Run]:
+        return self.store.list_runs(self.store.get_job(job_id).id, state=state)
+
+    def get_run(self, run_id: str) -> records.Run:
+        return self.store.get_run(run_id)
+
+    def step_runs(self, run_id: str) -> list[records.StepRun]:
+        return self.store.list_step_runs(self.store.get_run(run_id).id)
+
+    def logs(self, run_id: str, *, step: str | None = None) -> list[records.LogLine]:
+        return self.store.list_logs(self.store.get_run(run_id).id, step=step)
+
+    def artifacts_of(self, run_id: str) -> list[records.Artifact]:
+        return self.store.list_artifacts(self.store.get_run(run_id).id)
+
+    def output(self, run_id: str, step: str, output: str | None = None) -> Any:
+        """The stored value of ``step``'s output in run ``run_id``.
+
+        Raises ``NotFoundError`` when the step stored no such output.
+        """
+        stored = [a for a in self.artifacts_of(run_id) if a.step_name == step]
+        if output is not None:
+            stored = [a for a in stored if a.output_name == output]
+        if len(stored) != 1:
+            names = sorted({f"{a.step_name}.{a.output_name}" for a in self.artifacts_of(run_id)})
+            raise errors.NotFoundError(
+                f"Run {run_id} has no single stored output for step {step!r}"
+                f"{'' if output is None else f' output {output!r}'}; stored: "
+                f"{', '.join(names) or 'none'}"
+            )
+        return self.artifacts.get(stored[0].uri)
+
+    def events(
+        self, *, job_id: str | None = None, run_id: str | None = None, after: int | None = None
+    ) -> list[records.Event]:
+        return self.store.list_events(job_id=job_id, run_id=run_id, after=after)
+
+    def wait_job(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll: float = 0.2,
+        on_progress: Callable[[records.JobSummary], None] | None = None,
+    ) -> records.JobSummary:
+        """Block until every run of the job has finished; returns the finished job.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job_id = self.store.get_job(job_id).id
+        while True:
+            summary = self.store.job_summary(job_id)
+            if on_progress is not None:
+                on_progress(summary)
+            if summary.done == summary.job.run_count:
+                return summary
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"Job {job_id} has {summary.job.run_count - summary.done} run(s) still "
+                    f"unfinished after {timeout} s"
+                )
+            time.sleep(poll)
+
+
+def connect(*, home: str | os.PathLike[str] | None = None) -> Runyard:
+    """runyard on the stores named by the environment (or under ``home``)."""
+    return Runyard.open(settings.Settings.from_env(home=home))
+
+
+def create_job(
+    pipeline: pipelines.PipelineDefinition,
+    *,
+    grid: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    tags: Iterable[str] = (),
+    deselect: Iterable[grid_mod.Deselection] = (),
+    max_parallel_runs: int | None = None,
+    allow_large_grid: bool = False,
+    start: bool = True,
+    home: str | os.PathLike[str] | None = None,
+) -> records.JobSummary:
+    """Create a job running ``pipeline`` once per combination of ``grid``; by default, run it.
+
+    Without ``grid``, ``<pipeline>.parameters.json`` beside the pipeline's file is used when
+    there is one. With ``start`` the runs execute here, each in its own process, and the
+    finished job is returned. Raises ``GridError`` / ``ParameterError`` before storing
+    anything when the grid is wrong.
+    """
+    app = connect(home=home)
+    try:
+        reference = loader.reference_of(pipeline)
+        source = "Grid"
+        if grid is None and reference:
+            path = gridfile.find_grid_file(
+                pathlib.Path(reference.rpartition(":")[0]), pipeline.name
+            )
+            if path is not None:
+                grid, source = gridfile.read_grid_file(path), f"Grid file {path.name}"
+        summary = app.create_job(
+            pipeline,
+            grid=grid,
+            grid_source=source,
+            name=name,
+            tags=tags,
+            deselect=deselect,
+            max_parallel_runs=max_parallel_runs,
+            allow_large_grid=allow_large_grid,
+            pipeline_ref=reference,
+        )
+        if start:
+            summary = app.execute_job(summary.job.id, pipeline)
+        return summary
+    finally:
+        app.close()

@@ -1,0 +1,128 @@
+"""Loading a pipeline from a reference like ``path/to/etl.py:etl`` (or just ``etl.py``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import pathlib
+import sys
+import traceback
+import types
+
+from runyard import errors
+from runyard.core import pipelines
+
+__all__ = ["LoadedPipeline", "load_pipeline", "reference_of"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoadedPipeline:
+    pipeline: pipelines.PipelineDefinition
+    path: pathlib.Path  # the resolved file it came from
+    attribute: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.path}:{self.attribute}"
+
+
+def load_pipeline(reference: str) -> LoadedPipeline:
+    """Import ``FILE.py[:NAME]`` and return the pipeline it defines.
+
+    Without ``:NAME`` the file must define exactly one pipeline. Raises ``LoadError`` for a
+    missing file, a file that fails to import (naming the line), or no such pipeline.
+    """
+    file_part, _, attribute = reference.partition(":")
+    path = pathlib.Path(file_part).expanduser()
+    if not path.is_file():
+        hint = " (it is a directory)" if path.is_dir() else ""
+        raise errors.LoadError(
+            f"No pipeline file {file_part!r}{hint}; give FILE.py:PIPELINE, e.g. "
+            "examples/etl/etl.py:etl"
+        )
+    if path.suffix != ".py":
+        raise errors.LoadError(
+            f"Pipeline file {file_part!r} is not a Python file; give FILE.py:PIPELINE"
+        )
+    path = path.resolve()
+    module = _import(path)
+    found = {
+        name: value
+        for name, value in vars(module).items()
+        if isinstance(value, pipelines.PipelineDefinition)
+    }
+    if not attribute:
+        if len(found) != 1:
+            listed = ", ".join(sorted(found)) or "none"
+            raise errors.LoadError(
+                f"{file_part} defines {len(found)} pipelines ({listed}); name one: {file_part}:NAME"
+            )
+        attribute = next(iter(found))
+    if attribute not in found:
+        other = getattr(module, attribute, None)
+        if other is not None:
+            raise errors.LoadError(
+                f"{file_part}:{attribute} is a {type(other).__name__}, not a pipeline; "
+                "decorate a function with @runyard.pipeline"
+            )
+        raise errors.LoadError(
+            f"No pipeline {attribute!r} in {file_part}{errors.did_you_mean(attribute, found)}"
+        )
+    return LoadedPipeline(found[attribute], path, attribute)
+
+
+def reference_of(pipeline: pipelines.PipelineDefinition) -> str:
+    """Where a pipeline defined in Python can be loaded from again: ``file.py:attribute``.
+
+    Returns ``""`` when it cannot be found (defined in an interactive session).
+    """
+    source = pipeline.source
+    module = sys.modules.get(getattr(source, "__module__", "") or "")
+    file = getattr(module, "__file__", None)
+    if module is None or file is None:
+        return ""
+    for name, value in vars(module).items():
+        if value is pipeline:
+            return f"{pathlib.Path(file).resolve()}:{name}"
+    return ""
+
+
+def _import(path: pathlib.Path) -> types.ModuleType:
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) == str(path):
+            return module
+    name = (
+        path.stem
+        if path.stem.isidentifier() and path.stem not in sys.modules
+        else (f"runyard_user_{abs(hash(str(path)))}")
+    )
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise errors.LoadError(f"Cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # so the file can import its neighbours
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except errors.RunyardError as exc:
+        del sys.modules[name]
+        raise errors.LoadError(f"{path.name}: {exc.message}") from exc
+    except SyntaxError as exc:
+        del sys.modules[name]
+        raise errors.LoadError(
+            f"{path.name}, line {exc.lineno}: syntax error: {exc.msg}; fix the file"
+        ) from exc
+    except Exception as exc:
+        del sys.modules[name]
+        line = _line_in(exc, path)
+        raise errors.LoadError(
+            f"{path.name}{line}: importing it raised {type(exc).__name__}: {exc}"
+        ) from exc
+    return module
+
+
+def _line_in(exc: BaseException, path: pathlib.Path) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    return f", line {frames[-1].lineno}" if frames else ""
