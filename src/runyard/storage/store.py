@@ -392,7 +392,12 @@ class Store:
                 }
             )
         r = schema.runs.c
-        for (new, has_worker, has_reason), params in groups.items():
+        # One UPDATE per kind of change. States only move forward in enum order, so running the
+        # groups in that order applies each run's successive transitions in the right order.
+        order = list(states.RunState)
+        for (new, has_worker, has_reason), params in sorted(
+            groups.items(), key=lambda item: order.index(item[0][0])
+        ):
             values: dict[str, Any] = {"state": new.value}
             column = _RUN_TIME_COLUMN.get(new)
             if column:
