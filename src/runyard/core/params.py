@@ -190,5 +190,5 @@ class ParamSpace:
         detail = exc.errors()[0]["msg"] if exc.errors() else str(exc)
         return errors.ParameterError(
             f"{self.owner} parameter {name!r} expects {self.spec(name).type_name}; "
-            f"got {value!r} ({detail}). Give a value of that type."
+            f"got {value!r} ({detail}); give a value of that type"
         )

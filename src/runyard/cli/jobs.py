@@ -1,0 +1,299 @@
+"""``runyard job ...``: create, list, inspect and wait on jobs."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from runyard import errors
+from runyard.app import service
+from runyard.cli import options, render
+from runyard.core import grid as grid_mod
+from runyard.core import records, states
+from runyard.execution import loader
+
+__all__ = ["app", "execute_with_progress"]
+
+app = typer.Typer(help="Create, list, inspect and wait on jobs.", no_args_is_help=True)
+
+PipelineArg = Annotated[
+    str, typer.Argument(metavar="FILE.py[:PIPELINE]", help="The pipeline to run.")
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        metavar="KEY=VALUE",
+        help="A pipeline parameter value; repeat a key for several values.",
+    ),
+]
+StepParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--step-param",
+        "-s",
+        metavar="STEP.KEY=VALUE",
+        help="A step parameter value; repeat a key for several values.",
+    ),
+]
+
+
+def execute_with_progress(
+    ryard: service.Runyard,
+    summary: records.JobSummary,
+    loaded: loader.LoadedPipeline,
+    *,
+    show_bar: bool = True,
+) -> records.JobSummary:
+    """Execute a job in this process with a progress bar: succeeded + failed / total."""
+    total = summary.job.run_count
+    counts = {"ok": 0, "bad": 0}
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=render.err_console,
+        disable=not show_bar,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(loaded.pipeline.name, total=total, detail="")
+
+        def finished(run: records.Run) -> None:
+            counts["ok" if run.state is states.RunState.SUCCESS else "bad"] += 1
+            bar.update(task, advance=1, detail=f"{counts['ok']} succeeded, {counts['bad']} failed")
+
+        return ryard.execute_job(summary.job.id, loaded.pipeline, on_run_finished=finished)
+
+
+@app.command("create")
+def create(
+    target: PipelineArg,
+    params_file: Annotated[
+        pathlib.Path | None,
+        typer.Option(
+            "--params",
+            metavar="FILE",
+            help="Grid file; default: <pipeline>.parameters.json beside the file.",
+        ),
+    ] = None,
+    param: ParamOpt = None,
+    step_param: StepParamOpt = None,
+    name: Annotated[str | None, typer.Option("--name", help="The job's name.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeatable.")] = None,
+    deselect: Annotated[
+        list[str] | None,
+        typer.Option("--deselect", metavar="3,7", help="Grid indices of runs to leave out."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            metavar="KEY=VALUE",
+            help="Leave out runs with this value (KEY or STEP.KEY); repeatable.",
+        ),
+    ] = None,
+    max_parallel: Annotated[
+        int | None, typer.Option("--max-parallel", min=1, help="Runs at once; default: CPUs.")
+    ] = None,
+    allow_large_grid: Annotated[
+        bool,
+        typer.Option("--allow-large-grid", help=f"Allow more than {grid_mod.MAX_RUNS:,} runs."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the runs the grid gives; store nothing.")
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Follow the job until it ends; always so while no engine "
+            "serves the store, as the job then runs here.",
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the job id.")] = False,
+) -> None:
+    """Create a job running a pipeline once per combination of parameter values, and run it.
+
+    Exits 1 when any run failed.
+    """
+    loaded = loader.load_pipeline(target)
+    ryard = service.connect()
+    try:
+        grid, source, used = ryard.grid_for(loaded, params_file)
+        grid = options.apply_overrides(loaded.pipeline, grid, param or [], step_param or [])
+        selection: list[grid_mod.Deselection] = [
+            *options.parse_deselect(deselect or []),
+            *options.parse_exclude(loaded.pipeline, exclude or []),
+        ]
+        if dry_run:
+            _show_dry_run(loaded, grid, source, selection, allow_large_grid)
+            return
+        summary = ryard.create_job(
+            loaded.pipeline,
+            grid=grid,
+            grid_source=source,
+            name=name,
+            tags=tag or [],
+            deselect=selection,
+            max_parallel_runs=max_parallel,
+            allow_large_grid=allow_large_grid,
+            pipeline_ref=loaded.reference,
+        )
+        if quiet:
+            render.console.print(summary.job.id)
+        else:
+            grid_note = f" (grid file {used.name})" if used else ""
+            render.console.print(
+                f"Job {summary.job.id} created: {summary.job.run_count} run(s) of pipeline "
+                f"{loaded.pipeline.name}{grid_note}"
+            )
+        # No engine serves this store yet, so the job runs here, in the foreground.
+        final = execute_with_progress(ryard, summary, loaded, show_bar=not quiet)
+        if not quiet:
+            render.console.print(
+                f"Job {final.job.id} {str(final.state).lower()}: {render.progress(final)}"
+            )
+        if final.state is not states.JobState.SUCCESS:
+            raise typer.Exit(1)
+    finally:
+        ryard.close()
+
+
+def _show_dry_run(
+    loaded: loader.LoadedPipeline,
+    grid: object,
+    source: str,
+    selection: list[grid_mod.Deselection],
+    allow_large: bool,
+) -> None:
+    checked = grid_mod.parse_grid(
+        loaded.pipeline,
+        grid if isinstance(grid, dict) else None,
+        source=source,
+        allow_large=allow_large,
+    )
+    selected = grid_mod.select_runs(checked.expand(loaded.pipeline), selection, size=checked.size)
+    keep = {i for i, _ in selected}
+    table = Table("#", "SELECTED", "PIPELINE PARAMETERS", "STEP PARAMETERS", box=None)
+    for index, params in enumerate(checked.expand(loaded.pipeline)):
+        steps = {k: v for k, v in params["steps"].items() if v}
+        table.add_row(
+            str(index),
+            "yes" if index in keep else "no",
+            render.to_json(params["pipeline"]).replace("\n", " "),
+            render.to_json(steps).replace("\n", " "),
+        )
+    render.console.print(table)
+    render.console.print(f"{len(keep)} of {checked.size} run(s) selected; nothing stored.")
+
+
+@app.command("list")
+def list_jobs(
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", "-p", help="Only this pipeline.")
+    ] = None,
+    state: Annotated[
+        states.JobState | None,
+        typer.Option("--state", case_sensitive=False, help="Only jobs in this state."),
+    ] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only jobs with this tag.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+) -> None:
+    """List jobs, newest first."""
+    ryard = service.connect()
+    try:
+        jobs = ryard.list_jobs(pipeline=pipeline, state=state, tag=tag, limit=limit)
+    finally:
+        ryard.close()
+    table = Table("ID", "PIPELINE", "STARTED", "DURATION", "PROGRESS", "STATE", box=None)
+    for summary in jobs:
+        table.add_row(
+            summary.job.id,
+            summary.job.pipeline_name,
+            render.relative(summary.started_at),
+            render.duration(render.job_duration(summary)),
+            render.progress(summary),
+            render.state_text(summary.state),
+        )
+    render.console.print(table)
+
+
+@app.command("inspect")
+def inspect_job(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+    raw: Annotated[bool, typer.Option("--raw", help="Every field, as JSON.")] = False,
+) -> None:
+    """Show a job: its pipeline, state, grid, tags, timings and run counts."""
+    ryard = service.connect()
+    try:
+        summary = ryard.get_job(job_id)
+        runs = ryard.list_runs(summary.job.id) if raw else []
+        failed = [] if raw else ryard.list_runs(summary.job.id, state=states.RunState.FAILURE)
+    finally:
+        ryard.close()
+    if raw:
+        render.console.print_json(render.to_json(render.job_json(summary, runs)))
+        return
+    job = summary.job
+    table = Table(box=None, show_header=False)
+    rows: list[tuple[str, str | Text]] = [
+        ("Job", job.id),
+        ("Name", job.name),
+        ("Pipeline", f"{job.pipeline_name} (version {job.pipeline_version})"),
+        ("State", render.state_text(summary.state)),
+        ("Progress", render.progress(summary)),
+        (
+            "Runs",
+            ", ".join(f"{n} {s.lower()}" for s, n in sorted(summary.counts.items()) if n) or "none",
+        ),
+        ("Tags", ", ".join(job.tags) or "-"),
+        ("Created", job.created_at.isoformat(timespec="seconds")),
+        (
+            "Started",
+            summary.started_at.isoformat(timespec="seconds") if summary.started_at else "-",
+        ),
+        ("Duration", render.duration(render.job_duration(summary))),
+        ("Parallel", str(job.max_parallel_runs)),
+        ("Grid", json.dumps(dict(job.grid))),
+        ("Deselected", ", ".join(map(str, job.deselected)) or "-"),
+        ("From", job.pipeline_ref or "-"),
+    ]
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", value)
+    render.console.print(table)
+    for run in failed[:10]:
+        render.console.print(f"  run {run.id} (#{run.index}) failed: {run.reason}")
+    if len(failed) > 10:
+        render.console.print(f"  ... and {len(failed) - 10} more failed runs")
+
+
+@app.command("wait")
+def wait_job(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0, help="Give up after this many seconds.")
+    ] = None,
+) -> None:
+    """Wait until every run of a job has finished; exits 1 unless all succeeded."""
+    ryard = service.connect()
+    try:
+        try:
+            summary = ryard.wait_job(job_id, timeout=timeout)
+        except TimeoutError as exc:
+            raise errors.RunyardError(str(exc)) from None
+    finally:
+        ryard.close()
+    render.console.print(
+        f"Job {summary.job.id} {str(summary.state).lower()}: {render.progress(summary)}"
+    )
+    if summary.state is not states.JobState.SUCCESS:
+        raise typer.Exit(1)

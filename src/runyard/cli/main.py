@@ -1,0 +1,80 @@
+"""The ``runyard`` command. Only ``main`` turns errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+import runyard
+from runyard import errors
+from runyard.app import service
+from runyard.cli import jobs, render, runs
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="runyard",
+    help="runyard: run data pipelines as jobs over parameter grids; every run recorded.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(jobs.app, name="job")
+app.add_typer(runs.app, name="run")
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Show runyard's version and exit.")
+    ] = False,
+) -> None:
+    if version:
+        render.console.print(f"runyard {runyard.__version__}")
+        raise typer.Exit(0)
+
+
+@app.command("logs")
+def logs(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A run id or its prefix.")],
+    step: Annotated[str | None, typer.Option("--step", help="Only this step's lines.")] = None,
+    timestamps: Annotated[
+        bool, typer.Option("--timestamps", "-t", help="Prefix each line with its time.")
+    ] = False,
+) -> None:
+    """Print what a run's steps wrote to stdout, stderr and logging, in order."""
+    ryard = service.connect()
+    try:
+        lines = ryard.logs(run_id, step=step)
+        if step is not None and not lines:
+            names = {s.step_name for s in ryard.step_runs(run_id)}
+            if step not in names:
+                raise errors.NotFoundError(
+                    f"Run {run_id} has no step {step!r}{errors.did_you_mean(step, names)}"
+                )
+    finally:
+        ryard.close()
+    for line in lines:
+        prefix = f"{line.at.isoformat(timespec='milliseconds')} " if timestamps else ""
+        where = f"[{line.step_name}]" if line.step_name else "[run]"
+        level = f" {line.level}" if line.level else ""
+        stream = " stderr" if line.stream == "stderr" else ""
+        render.console.print(f"{prefix}{where}{level}{stream} {line.text}", markup=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a ``RunyardError`` becomes one line on stderr and its exit code.
+
+    Typer itself turns usage mistakes into exit code 2 with the command's usage.
+    """
+    try:
+        app(args=argv, prog_name="runyard")
+    except errors.RunyardError as exc:
+        render.err_console.print(Text.assemble(("error: ", "bold red"), exc.message))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        render.err_console.print("Interrupted.")
+        sys.exit(130)

@@ -1,0 +1,195 @@
+"""``runyard run ...``: run a pipeline once now, list a job's runs, inspect one run."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from runyard.app import service
+from runyard.cli import jobs, options, render
+from runyard.core import records, states
+from runyard.execution import loader
+
+__all__ = ["app"]
+
+
+class _RunGroup(typer.core.TyperGroup):
+    """``runyard run FILE.py:PIPELINE`` runs a pipeline; ``runyard run list|inspect`` read."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["now", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_RunGroup,
+    no_args_is_help=True,
+    help="Run a pipeline once, now (runyard run FILE.py:PIPELINE), or list and inspect runs.",
+)
+
+
+@app.command("now", hidden=True)
+def run_now(
+    target: jobs.PipelineArg,
+    param: jobs.ParamOpt = None,
+    step_param: jobs.StepParamOpt = None,
+    name: Annotated[str | None, typer.Option("--name", help="The job's name.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeatable.")] = None,
+) -> None:
+    """Run a pipeline once, now, showing each step; exits 1 when it fails."""
+    loaded = loader.load_pipeline(target)
+    grid = options.apply_overrides(loaded.pipeline, {}, param or [], step_param or [])
+    for section in grid.values():
+        for key, values in section.items():
+            if len(values) > 1:
+                raise typer.BadParameter(
+                    f"{key!r} was given {len(values)} values; `runyard run` runs once. "
+                    "Use `runyard job create` for a grid."
+                )
+    ryard = service.connect()
+    try:
+        summary = ryard.create_job(
+            loaded.pipeline,
+            grid=grid,
+            name=name,
+            tags=tag or [],
+            max_parallel_runs=1,
+            pipeline_ref=loaded.reference,
+        )
+
+        def on_step(run_id: str, step: records.StepRun) -> None:
+            state = step.state
+            if state is states.StepState.RUNNING:
+                render.err_console.print(f"  [cyan]▶[/] {step.step_name}")
+            elif state is states.StepState.SUCCESS:
+                render.err_console.print(
+                    f"  [green]✓[/] {step.step_name} [dim]{render.short_duration(step.duration)}[/]"
+                )
+            elif state is states.StepState.FAILURE:
+                render.err_console.print(
+                    f"  [red]✗[/] {step.step_name}: {step.error_type}: {step.error_message}"
+                )
+            else:
+                render.err_console.print(f"  [dim]- {step.step_name}: {state.lower()}[/]")
+
+        finished: list[records.Run] = []
+        render.err_console.print(f"Running pipeline {loaded.pipeline.name}")
+        ryard.execute_job(
+            summary.job.id, loaded.pipeline, on_step=on_step, on_run_finished=finished.append
+        )
+    finally:
+        ryard.close()
+    run = finished[0]
+    render.console.print(
+        f"Run {run.id} {run.state.lower()}" + (f": {run.reason}" if run.reason else "")
+    )
+    if run.state is not states.RunState.SUCCESS:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_runs(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+    state: Annotated[
+        states.RunState | None,
+        typer.Option("--state", case_sensitive=False, help="Only runs in this state."),
+    ] = None,
+) -> None:
+    """List a job's runs in grid order, with their parameters."""
+    ryard = service.connect()
+    try:
+        runs = ryard.list_runs(job_id, state=state)
+    finally:
+        ryard.close()
+    table = Table("ID", "#", "PARAMETERS", "STARTED", "DURATION", "STATE", box=None)
+    for run in runs:
+        table.add_row(
+            run.id,
+            str(run.index),
+            _params_cell(run.params),
+            render.relative(run.started_at),
+            render.short_duration(run.duration),
+            render.state_text(run.state),
+        )
+    render.console.print(table)
+
+
+def _params_cell(params: records.RunParams) -> str:
+    parts = [f"{k}={_short(v)}" for k, v in params["pipeline"].items()]
+    for step, values in params["steps"].items():
+        parts += [f"{step}.{k}={_short(v)}" for k, v in values.items()]
+    return " ".join(parts)
+
+
+def _short(value: Any) -> str:
+    text = render.to_json(value).replace("\n", "").replace("  ", "")
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+@app.command("inspect")
+def inspect_run(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A run id or its prefix.")],
+    raw: Annotated[bool, typer.Option("--raw", help="Every field, as JSON.")] = False,
+) -> None:
+    """Show a run: its parameters, state, why it ended, each step and its outputs."""
+    ryard = service.connect()
+    try:
+        run = ryard.get_run(run_id)
+        steps = ryard.step_runs(run.id)
+        outputs = ryard.artifacts_of(run.id)
+    finally:
+        ryard.close()
+    if raw:
+        out = render.run_json(run)
+        out["steps"] = [
+            {**s.to_json(), "state": str(s.state), "duration": s.duration} for s in steps
+        ]
+        out["outputs"] = [a.to_json() for a in outputs]
+        render.console.print_json(render.to_json(out))
+        return
+    head = Table(box=None, show_header=False)
+    rows: list[tuple[str, str | Text]] = [
+        ("Run", f"{run.id} (#{run.index} of job {run.job_id})"),
+        ("State", render.state_text(run.state)),
+        ("Reason", run.reason or "-"),
+        ("Started", run.started_at.isoformat(timespec="seconds") if run.started_at else "-"),
+        ("Duration", render.short_duration(run.duration)),
+        ("Worker", run.worker or "-"),
+        ("Pipeline parameters", json.dumps(run.params["pipeline"])),
+    ]
+    for key, value in rows:
+        head.add_row(f"[bold]{key}[/]", value)
+    render.console.print(head)
+    table = Table("STEP", "STATE", "ATTEMPT", "DURATION", "OUTPUTS", "PARAMETERS", box=None)
+    stored: dict[str, list[str]] = {}
+    for artifact in outputs:
+        stored.setdefault(artifact.step_name, []).append(
+            f"{artifact.output_name} ({artifact.size} B)"
+        )
+    for step in steps:
+        table.add_row(
+            step.step_name,
+            render.state_text(step.state),
+            str(step.attempt),
+            render.short_duration(step.duration),
+            ", ".join(stored.get(step.step_name, [])),
+            _short_params(run.params["steps"].get(step.step_name, {})),
+        )
+    render.console.print(table)
+    for step in steps:
+        if step.state is states.StepState.FAILURE:
+            render.console.print(
+                f"\n[bold red]Step {step.step_name} failed:[/] "
+                f"{step.error_type}: {step.error_message}"
+            )
+            if step.traceback:
+                render.console.print(step.traceback.rstrip(), markup=False)
+
+
+def _short_params(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_short(v)}" for k, v in values.items())
