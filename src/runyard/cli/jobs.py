@@ -34,6 +34,24 @@ ParamOpt = Annotated[
         help="A pipeline parameter value; repeat a key for several values.",
     ),
 ]
+RunTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--run-timeout",
+        min=0.001,
+        metavar="SECONDS",
+        help="Kill a run (its whole process group) after this long; it fails.",
+    ),
+]
+MemoryLimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--memory-limit",
+        min=16,
+        metavar="MB",
+        help="Cap each run's memory; going over fails the run with MemoryError.",
+    ),
+]
 StepParamOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -51,6 +69,8 @@ def execute_with_progress(
     loaded: loader.LoadedPipeline,
     *,
     show_bar: bool = True,
+    run_timeout: float | None = None,
+    memory_limit_mb: int | None = None,
 ) -> records.JobSummary:
     """Execute a job in this process with a progress bar: succeeded + failed / total."""
     total = summary.job.run_count
@@ -71,7 +91,13 @@ def execute_with_progress(
             counts["ok" if run.state is states.RunState.SUCCESS else "bad"] += 1
             bar.update(task, advance=1, detail=f"{counts['ok']} succeeded, {counts['bad']} failed")
 
-        return ryard.execute_job(summary.job.id, loaded.pipeline, on_run_finished=finished)
+        return ryard.execute_job(
+            summary.job.id,
+            loaded.pipeline,
+            on_run_finished=finished,
+            run_timeout=run_timeout,
+            memory_limit_mb=memory_limit_mb,
+        )
 
 
 @app.command("create")
@@ -108,6 +134,8 @@ def create(
         bool,
         typer.Option("--allow-large-grid", help=f"Allow more than {grid_mod.MAX_RUNS:,} runs."),
     ] = False,
+    run_timeout: RunTimeoutOpt = None,
+    memory_limit: MemoryLimitOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the runs the grid gives; store nothing.")
     ] = False,
@@ -157,7 +185,14 @@ def create(
                 f"{loaded.pipeline.name}{grid_note}"
             )
         # No engine serves this store yet, so the job runs here, in the foreground.
-        final = execute_with_progress(ryard, summary, loaded, show_bar=not quiet)
+        final = execute_with_progress(
+            ryard,
+            summary,
+            loaded,
+            show_bar=not quiet,
+            run_timeout=run_timeout,
+            memory_limit_mb=memory_limit,
+        )
         if not quiet:
             render.console.print(
                 f"Job {final.job.id} {str(final.state).lower()}: {render.progress(final)}"

@@ -40,6 +40,8 @@ def run_now(
     step_param: jobs.StepParamOpt = None,
     name: Annotated[str | None, typer.Option("--name", help="The job's name.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeatable.")] = None,
+    run_timeout: jobs.RunTimeoutOpt = None,
+    memory_limit: jobs.MemoryLimitOpt = None,
 ) -> None:
     """Run a pipeline once, now, showing each step; exits 1 when it fails."""
     loaded = loader.load_pipeline(target)
