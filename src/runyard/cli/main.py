@@ -26,15 +26,25 @@ app.add_typer(jobs.app, name="job")
 app.add_typer(runs.app, name="run")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        render.console.print(f"runyard {runyard.__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", help="Show runyard's version and exit.")
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_show_version,
+            help="Show runyard's version and exit.",
+        ),
     ] = False,
 ) -> None:
-    if version:
-        render.console.print(f"runyard {runyard.__version__}")
-        raise typer.Exit(0)
+    """runyard: run data pipelines as jobs over parameter grids; every run recorded."""
 
 
 @app.command("logs")

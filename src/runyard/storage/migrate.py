@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pathlib
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 
 from runyard import errors
 from runyard.storage import engine as engines
@@ -20,8 +18,16 @@ HEAD = "0001"
 
 _LOCK_KEY = 0x52554E59  # PostgreSQL advisory lock held while migrating
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported only when a migration is needed: every CLI command opens the store,
+# and an up-to-date store costs one SELECT.
+
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(pathlib.Path(__file__).parent / "migrations"))
     config.attributes["connection"] = connection
@@ -29,6 +35,8 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 
 def script_head() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -48,6 +56,8 @@ def upgrade(engine: sa.Engine) -> None:
         revision = current_revision(engine)
         if revision == HEAD:
             return
+        from alembic import command
+
         writer = engine.connect().execution_options(**{engines.WRITE: True})
         with writer as conn, conn.begin():
             if conn.dialect.name == "postgresql":
