@@ -8,6 +8,7 @@ transaction.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,11 +53,14 @@ class Recorder:
         *,
         on_step: StepCallback | None = None,
         on_run_finished: RunCallback | None = None,
+        flush_interval: float = 0.025,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.on_step = on_step
         self.on_run_finished = on_run_finished
+        self.flush_interval = flush_interval
+        self._last_flush = 0.0
         self._runs: dict[str, _Tracked] = {}
         self._changes = store_mod.Changes()
         self._finished: list[records.Run] = []
@@ -140,7 +144,16 @@ class Recorder:
             self._move_run(tracked, _R.KILLED if killed else _R.FAILURE, when, reason=reason)
         self._finished.append(tracked.run)
 
-    def flush(self) -> None:
+    def flush(self, *, force: bool = False) -> None:
+        """Write what was reported since the last write, in one transaction.
+
+        Without ``force`` it writes at most every ``flush_interval`` seconds, so a busy
+        executor makes a few transactions a second instead of one per message.
+        """
+        now = time.monotonic()
+        if not force and now - self._last_flush < self.flush_interval:
+            return
+        self._last_flush = now
         changes, self._changes = self._changes, store_mod.Changes()
         finished, self._finished = self._finished, []
         if changes:

@@ -141,7 +141,13 @@ class ParamSpace:
         """
         adapter = self._adapter(name)
         try:
-            return adapter.dump_python(adapter.validate_python(value), mode="json")
+            try:
+                text = json.dumps(value)
+            except (TypeError, ValueError):  # a Python object (a datetime, a model): lax
+                typed = adapter.validate_python(value)
+            else:  # JSON values are held to JSON's types: no true for 1, no "yes" for True
+                typed = adapter.validate_json(text, strict=True)
+            return adapter.dump_python(typed, mode="json")
         except pydantic.ValidationError as exc:
             raise self._value_error(name, value, exc) from None
         except pydantic_core.PydanticSerializationError as exc:

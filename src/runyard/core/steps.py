@@ -70,7 +70,7 @@ class StepDefinition:
                 f"Step name {self.name!r} is not valid; use letters, digits and underscores"
             )
         self.description = description if description is not None else inspect.getdoc(fn) or ""
-        self.version = version or "sha-" + _code_fingerprint(fn.__code__)
+        self.version = version or "sha-" + _code_fingerprint(fn)
         signature = inspect.signature(fn)
         hints = _annotations(fn)
         inputs: list[InputSpec] = []
@@ -101,6 +101,12 @@ class StepDefinition:
             raise errors.DefinitionError(
                 f"Step {self.name!r} outputs {names} must be one or more distinct names"
             )
+        for output in names:
+            if not output.isidentifier() or (len(names) > 1 and hasattr(tuple, output)):
+                raise errors.DefinitionError(
+                    f"Step {self.name!r} output name {output!r} is not allowed; use an "
+                    "identifier that is not a tuple method (count, index)"
+                )
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -180,18 +186,40 @@ def _annotations(fn: Callable[..., Any]) -> dict[str, Any]:
         ) from exc
 
 
-def _code_fingerprint(code: types.CodeType) -> str:
-    """A hash of a function's code that does not depend on where its file lives."""
+def _code_fingerprint(fn: Callable[..., Any]) -> str:
+    """A hash of a function's code, signature and defaults that does not depend on where its
+    file lives or on the process."""
     digest = hashlib.sha256()
 
     def feed(c: types.CodeType) -> None:
         digest.update(c.co_code)
-        digest.update(repr(c.co_names).encode())
+        digest.update(
+            repr((c.co_names, c.co_varnames, c.co_argcount, c.co_kwonlyargcount)).encode()
+        )
         for const in c.co_consts:
             if isinstance(const, types.CodeType):
                 feed(const)
             else:
-                digest.update(repr(const).encode())
+                digest.update(_canonical(const).encode())
 
-    feed(code)
+    feed(fn.__code__)
+    defaults = (fn.__defaults__ or (), sorted((fn.__kwdefaults__ or {}).items()))
+    digest.update(_canonical(defaults).encode())
     return digest.hexdigest()[:12]
+
+
+def _canonical(value: Any) -> str:
+    """A repr that is the same in every process: sets are sorted (their order follows the
+    hash seed), and objects whose repr holds an address are named by their type only."""
+    if isinstance(value, frozenset | set):
+        return "{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
+    if isinstance(value, tuple | list):
+        return "(" + ",".join(_canonical(v) for v in value) + ")"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(sorted(f"{_canonical(k)}:{_canonical(v)}" for k, v in value.items()))
+            + "}"
+        )
+    text = repr(value)
+    return f"<{type(value).__qualname__}>" if " at 0x" in text else text

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import faulthandler
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -84,7 +85,8 @@ class RunListener(Protocol):
     ) -> None:
         """The run's process is gone; ``problem`` says how it died when it did not finish."""
 
-    def flush(self) -> None: ...
+    def flush(self, *, force: bool = False) -> None:
+        """Write what was reported; without ``force`` it may wait to gather more."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -100,6 +102,13 @@ class _Child:
     current_step: str | None = None
     out_partial: bytes = b""
     timed_out: bool = False
+    exit_fd: int | None = None  # a pidfd: readable once the process has exited (Linux)
+    exited: bool = False
+
+    @property
+    def ended(self) -> bool:
+        """Its process has exited (or, without a pidfd, closed its end of the pipe)."""
+        return self.exited if self.exit_fd is not None else not self.conn_open
 
 
 class ProcessExecutor:
@@ -152,29 +161,38 @@ class ProcessExecutor:
                         children[child.pid] = child
                         selector.register(child.conn, selectors.EVENT_READ, child)
                         selector.register(child.out_fd, selectors.EVENT_READ, child)
+                        if child.exit_fd is not None:
+                            selector.register(child.exit_fd, selectors.EVENT_READ, child)
                         listener.run_started(
                             task.run_id, worker=f"{_HOST}:{child.pid}", at=time.time()
                         )
-                    listener.flush()
                 if not children:
                     break
                 for key, _ in selector.select(self._select_timeout(children)):
+                    # An earlier event of this batch may have closed this descriptor.
                     child = key.data
-                    if key.fileobj is child.conn:
+                    if child.conn_open and key.fileobj is child.conn:
                         self._read_messages(child, listener, selector)
-                    else:
+                    elif key.fd == child.exit_fd:
+                        child.exited = True
+                    elif key.fd == child.out_fd:
+                        # Messages first: the step_started sent before these bytes says
+                        # whose they are.
+                        if child.conn_open:
+                            self._read_messages(child, listener, selector)
                         self._read_output(child, listener, selector)
                 self._enforce_deadlines(children)
-                for child in [c for c in children.values() if not c.conn_open]:
+                for child in [c for c in children.values() if c.ended]:
                     self._reap(child, listener, selector)
                     del children[child.pid]
                 listener.flush()
+            listener.flush(force=True)
         except BaseException:
             for child in children.values():
                 _kill_group(child.pid)
             for child in children.values():
                 self._reap(child, listener, selector, killed=True)
-            listener.flush()
+            listener.flush(force=True)
             raise
         finally:
             selector.close()
@@ -210,13 +228,14 @@ class ProcessExecutor:
         os.set_blocking(out_r, False)
         now = time.monotonic()
         deadline = now + self.run_timeout if self.run_timeout else None
-        return _Child(task, pid, reader, out_r, now, deadline)
+        return _Child(task, pid, reader, out_r, now, deadline, exit_fd=_pidfd(pid))
 
     def _select_timeout(self, children: dict[int, _Child]) -> float:
+        """Wake at least every 50 ms, so the listener can flush what it holds."""
         deadlines = [c.deadline for c in children.values() if c.deadline is not None]
         if not deadlines:
-            return 1.0
-        return max(0.0, min(1.0, min(deadlines) - time.monotonic()))
+            return 0.05
+        return max(0.0, min(0.05, min(deadlines) - time.monotonic()))
 
     def _enforce_deadlines(self, children: dict[int, _Child]) -> None:
         now = time.monotonic()
@@ -233,6 +252,10 @@ class ProcessExecutor:
             while child.conn.poll():
                 message = child.conn.recv()
                 kind = message[0]
+                if kind == "step_finished" and child.out_fd != -1:
+                    # Bytes written straight to fds 1/2 before a step finished are that
+                    # step's; the runner writes nothing between steps.
+                    self._read_output(child, listener, selector)
                 if kind == "step_started":
                     child.current_step = message[1]
                     listener.step_started(run_id, message[1], message[2])
@@ -256,6 +279,8 @@ class ProcessExecutor:
         self, child: _Child, listener: RunListener, selector: selectors.BaseSelector
     ) -> None:
         """Bytes the run's process wrote straight to fds 1 and 2 (C code, faulthandler)."""
+        if child.out_fd == -1:
+            return
         chunks = []
         while True:
             try:
@@ -292,10 +317,16 @@ class ProcessExecutor:
         killed: bool = False,
     ) -> None:
         _, status = os.waitpid(child.pid, 0)
+        if child.conn_open:  # what it sent just before exiting; a grandchild may hold it open
+            self._read_messages(child, listener, selector)
         if child.conn_open:
             selector.unregister(child.conn)
             child.conn.close()
             child.conn_open = False
+        if child.exit_fd is not None:
+            selector.unregister(child.exit_fd)
+            os.close(child.exit_fd)
+            child.exit_fd = None
         if child.out_fd != -1:
             self._read_output(child, listener, selector)
             if child.out_fd != -1:
@@ -321,6 +352,7 @@ class ProcessExecutor:
         writer: multiprocessing.connection.Connection,
         out_fd: int,
     ) -> None:
+        gc.freeze()  # the inherited objects: scanning them would copy their pages
         os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -396,6 +428,14 @@ def describe_exit(status: int) -> str:
     if code == _CHILD_INTERNAL_ERROR:
         return f"exited with code {code} (a runyard error in the run's process; see its logs)"
     return f"exited with code {code}"
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits, where the OS has them."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _kill_group(pid: int) -> None:

@@ -80,6 +80,8 @@ def execute(
     runner = _Runner(pipeline, params, typed_pipeline, observer, run_id, job_id, keep_outputs)
     if pipeline.max_step_parallelism > 1 and len(pipeline.nodes) > 1:
         runner.run_concurrently(pipeline.max_step_parallelism)
+        # Threads finish in any order; report in pipeline order, as the sequential path does.
+        runner.outcomes = {n: runner.outcomes[n] for n in pipeline.nodes if n in runner.outcomes}
     else:
         runner.run_in_order()
     return RunOutcome(runner.outcomes)
