@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pathlib
+import sqlite3
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,11 +64,11 @@ def _sqlite(parsed: sa.URL) -> sa.Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # runyard issues BEGIN itself, below
         cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
         if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -75,3 +77,23 @@ def _sqlite(parsed: sa.URL) -> sa.Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch a database file to WAL mode, which it then keeps.
+
+    Switching needs the database to itself, and SQLite refuses at once, without waiting out
+    the busy timeout, while another connection holds it (two processes opening a new
+    database together): retry for as long as the busy timeout would have waited.
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

@@ -420,7 +420,7 @@ class Store:
 
     def _apply_steps(self, conn: sa.Connection, transitions: Sequence[StepTransition]) -> None:
         inserts = [s.step_run for s in transitions if s.old is None]
-        updates = [s.step_run for s in transitions if s.old is not None]
+        updates = [s for s in transitions if s.old is not None]
         if inserts:
             conn.execute(schema.step_runs.insert(), [_step_row(x) for x in inserts])
         if updates:
@@ -431,6 +431,7 @@ class Store:
                     c.run_id == sa.bindparam("b_run_id"),
                     c.step_name == sa.bindparam("b_step_name"),
                     c.attempt == sa.bindparam("b_attempt"),
+                    c.state == sa.bindparam("b_old"),
                 )
                 .values(
                     state=sa.bindparam("b_state"),
@@ -441,7 +442,17 @@ class Store:
                     traceback=sa.bindparam("b_traceback"),
                 )
             )
-            conn.execute(stmt, [{f"b_{k}": v for k, v in _step_row(x).items()} for x in updates])
+            params = [
+                {**{f"b_{k}": v for k, v in _step_row(t.step_run).items()}, "b_old": str(t.old)}
+                for t in updates
+            ]
+            result = conn.execute(stmt, params)
+            if result.rowcount not in (-1, len(params)):
+                raise errors.TransitionError(
+                    f"{len(params) - result.rowcount} of {len(params)} step run(s) were not "
+                    "recorded in the state their transition starts from; another process "
+                    "changed them, or they were never recorded"
+                )
 
     def _insert_events(self, conn: sa.Connection, events: list[dict[str, Any]]) -> None:
         for start in range(0, len(events), 5000):
@@ -551,9 +562,13 @@ def _one_by_prefix(conn: sa.Connection, table: sa.Table, key: str, noun: str) ->
     row = conn.execute(sa.select(table).where(table.c.id == key)).first()
     if row is not None:
         return row
-    rows = conn.execute(
-        sa.select(table).where(table.c.id.like(f"{key}%")).order_by(table.c.id).limit(3)
-    ).all()
+    # The key is letters and digits only, so it holds no wildcard. SQLite's LIKE ignores
+    # case; its GLOB does not, like PostgreSQL's LIKE.
+    if conn.dialect.name == "sqlite":
+        starts = table.c.id.op("GLOB")(f"{key}*")
+    else:
+        starts = table.c.id.like(f"{key}%")
+    rows = conn.execute(sa.select(table).where(starts).order_by(table.c.id).limit(3)).all()
     if not rows:
         raise errors.NotFoundError(f"No {noun} {key!r}; list them with `runyard {noun} list`")
     if len(rows) > 1:
