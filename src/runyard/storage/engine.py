@@ -39,7 +39,7 @@ def create_engine(url: str) -> sa.Engine:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            return sa.create_engine(parsed, pool_size=5, max_overflow=5, pool_recycle=3600)
         except ModuleNotFoundError as exc:
             raise errors.StoreError(
                 f"PostgreSQL needs the psycopg driver ({exc}); install it with "

@@ -379,50 +379,61 @@ class Store:
             self._insert_events(conn, events)
 
     def _apply_runs(self, conn: sa.Connection, transitions: Sequence[RunTransition]) -> None:
-        groups: dict[tuple[states.RunState, bool, bool], list[dict[str, Any]]] = {}
+        # A run's successive transitions in one batch become one UPDATE, guarded by the state
+        # the first starts from; each transition still gets its own event.
+        merged: dict[str, dict[str, Any]] = {}
         for t in transitions:
-            key = (t.new, t.worker is not None, t.reason is not None)
-            groups.setdefault(key, []).append(
-                {
-                    "b_id": t.run_id,
-                    "b_old": t.old.value,
-                    "b_at": t.at,
-                    "b_worker": t.worker,
-                    "b_reason": t.reason,
-                }
+            row = merged.get(t.run_id)
+            if row is None:
+                row = merged[t.run_id] = {"b_id": t.run_id, "b_old": t.old.value}
+            elif row["state"] != t.old.value:
+                raise errors.TransitionError(
+                    f"Run {t.run_id} moves from {t.old} in a batch that left it {row['state']}"
+                )
+            row["state"] = t.new.value
+            column = _RUN_TIME_COLUMN.get(t.new)
+            if column:
+                row[column] = t.at
+            if t.worker is not None:
+                row["worker"] = t.worker
+            if t.reason is not None:
+                row["reason"] = t.reason
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in merged.values():
+            columns = tuple(sorted(k for k in row if not k.startswith("b_")))
+            groups.setdefault(columns, []).append(
+                {(k if k.startswith("b_") else f"v_{k}"): v for k, v in row.items()}
             )
         r = schema.runs.c
-        # One UPDATE per kind of change. States only move forward in enum order, so running the
-        # groups in that order applies each run's successive transitions in the right order.
-        order = list(states.RunState)
-        for (new, has_worker, has_reason), params in sorted(
-            groups.items(), key=lambda item: order.index(item[0][0])
-        ):
-            values: dict[str, Any] = {"state": new.value}
-            column = _RUN_TIME_COLUMN.get(new)
-            if column:
-                values[column] = sa.bindparam("b_at")
-            if has_worker:
-                values["worker"] = sa.bindparam("b_worker")
-            if has_reason:
-                values["reason"] = sa.bindparam("b_reason")
+        for columns, params in groups.items():
             stmt = (
                 schema.runs.update()
                 .where(r.id == sa.bindparam("b_id"), r.state == sa.bindparam("b_old"))
-                .values(**values)
+                .values({c: sa.bindparam(f"v_{c}") for c in columns})
             )
             result = conn.execute(stmt, params)
             if result.rowcount not in (-1, len(params)):
                 raise errors.TransitionError(
                     f"{len(params) - result.rowcount} of {len(params)} run(s) were not in the "
-                    f"state expected before moving to {new}; another process changed them"
+                    "state their transition starts from; another process changed them"
                 )
 
     def _apply_steps(self, conn: sa.Connection, transitions: Sequence[StepTransition]) -> None:
-        inserts = [s.step_run for s in transitions if s.old is None]
-        updates = [s for s in transitions if s.old is not None]
+        # As for runs: a step run inserted and moved in one batch is inserted as it ends up;
+        # one moved several times is updated once, guarded by the state it started from.
+        inserts: dict[tuple[str, str, int], records.StepRun] = {}
+        updates: dict[tuple[str, str, int], tuple[str, records.StepRun]] = {}
+        for t in transitions:
+            x = t.step_run
+            key = (x.run_id, x.step_name, x.attempt)
+            if t.old is None or key in inserts:
+                inserts[key] = x
+            elif key in updates:
+                updates[key] = (updates[key][0], x)
+            else:
+                updates[key] = (t.old.value, x)
         if inserts:
-            conn.execute(schema.step_runs.insert(), [_step_row(x) for x in inserts])
+            conn.execute(schema.step_runs.insert(), [_step_row(x) for x in inserts.values()])
         if updates:
             c = schema.step_runs.c
             stmt = (
@@ -443,8 +454,8 @@ class Store:
                 )
             )
             params = [
-                {**{f"b_{k}": v for k, v in _step_row(t.step_run).items()}, "b_old": str(t.old)}
-                for t in updates
+                {**{f"b_{k}": v for k, v in _step_row(x).items()}, "b_old": old}
+                for old, x in updates.values()
             ]
             result = conn.execute(stmt, params)
             if result.rowcount not in (-1, len(params)):
