@@ -111,12 +111,6 @@ def test_downgrading_to_base_and_upgrading_again_gives_a_working_store(
         store.close()
 
 
-_WAL_BUG = (
-    "engine._on_connect runs PRAGMA journal_mode=WAL, which SQLite answers with 'database is "
-    "locked' at once, without waiting out the busy timeout, while another connection holds a "
-    "lock on a database not yet in WAL mode; Store.open then raises StoreError"
-)
-
 # Started by the race test: import first, say "ready", then open the store on "go".
 _RACER = """
 import sys
@@ -131,12 +125,10 @@ opened.close()
 
 
 def test_processes_racing_to_migrate_a_fresh_database_all_succeed(
-    fresh_database_url: str, request: pytest.FixtureRequest
+    fresh_database_url: str,
 ) -> None:
-    if fresh_database_url.startswith("sqlite"):
-        # Not strict: the race is lost only now and then (about one run in ten); the
-        # deterministic twin below is strict.
-        request.applymarker(pytest.mark.xfail(reason=f"BUG: {_WAL_BUG}"))
+    # On SQLite the race used to be lost now and then only; the last test below pins its
+    # cause down deterministically.
     racers = [
         subprocess.Popen(
             [sys.executable, "-c", _RACER, fresh_database_url],
@@ -194,13 +186,14 @@ def test_an_unreachable_database_raises_store_error_without_the_password(
     assert "s3cret-pw" not in str(raised.value)
 
 
-@pytest.mark.xfail(strict=True, raises=errors.StoreError, reason=f"BUG: {_WAL_BUG}")
 def test_opening_a_new_sqlite_database_waits_for_a_writer_holding_it(
     tmp_path: pathlib.Path,
 ) -> None:
+    # Switching a new file to WAL needs it to itself, and SQLite refuses at once, without
+    # the busy timeout, while another connection holds it: the store must wait anyway.
     path = tmp_path / "fresh.db"
     writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    writer.execute("BEGIN IMMEDIATE")  # as another runyard process does while it migrates
+    writer.execute("BEGIN IMMEDIATE")
     release = threading.Timer(0.3, writer.execute, args=("COMMIT",))
     release.start()
     try:

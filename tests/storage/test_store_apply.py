@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import sqlalchemy as sa
 
 from runyard.core import records, states
 from runyard.storage import store as store_mod
@@ -206,8 +207,17 @@ def test_list_events_filters_by_job_run_and_position(
     assert store.list_events(limit=2) == everything[:2]
 
 
-def test_times_come_back_timezone_aware_utc_to_the_microsecond(
-    store: store_mod.Store, jobs: JobBuilder, make: type[Make]
+def _far_from_utc(url: str) -> str:
+    """``url`` with a session time zone of +05:30 on PostgreSQL (SQLite has none)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return url
+    tz = parsed.update_query_dict({"options": "-c TimeZone=Asia/Kolkata"})
+    return tz.render_as_string(hide_password=False)
+
+
+def test_times_come_back_in_utc_to_the_microsecond_whatever_the_session_time_zone(
+    store: store_mod.Store, jobs: JobBuilder, make: type[Make], database_url: str
 ) -> None:
     plus_two = dt.timezone(dt.timedelta(hours=2))
     created = dt.datetime(2026, 3, 2, 1, 0, 0, 1, tzinfo=plus_two)  # 23:00:00.000001 UTC
@@ -230,24 +240,47 @@ def test_times_come_back_timezone_aware_utc_to_the_microsecond(
         )
     )
 
+    reader = store_mod.Store.open(_far_from_utc(database_url))
+    try:
+        times = _times_read_back(reader, job, run)
+    finally:
+        reader.close()
+    expected = {
+        "job.created_at": created,
+        "run.created_at": created,
+        "run.queued_at": queued,
+        "run.started_at": claimed,
+        "run.finished_at": ended,
+        "summary.started_at": claimed,
+        "summary.finished_at": ended,
+        "step.started_at": claimed,
+        "step.finished_at": ended,
+        "log.at": ended,
+        "artifact.created_at": ended,
+        "event.at": ended,
+    }
+    assert times == expected
+    for name, got in times.items():
+        assert got is not None and got.utcoffset() == dt.timedelta(0), (name, got)
+
+
+def _times_read_back(
+    store: store_mod.Store, job: records.Job, run: records.Run
+) -> dict[str, dt.datetime | None]:
     stored = store.get_run(run.id)
     summary = store.job_summary(job.id)
     (step_run,) = store.list_step_runs(run.id)
-    times = {
-        "job.created_at": (store.get_job(job.id).created_at, created),
-        "run.created_at": (stored.created_at, created),
-        "run.queued_at": (stored.queued_at, queued),
-        "run.started_at": (stored.started_at, claimed),
-        "run.finished_at": (stored.finished_at, ended),
-        "summary.started_at": (summary.started_at, claimed),
-        "summary.finished_at": (summary.finished_at, ended),
-        "step.started_at": (step_run.started_at, claimed),
-        "step.finished_at": (step_run.finished_at, ended),
-        "log.at": (store.list_logs(run.id)[0].at, ended),
-        "artifact.created_at": (store.list_artifacts(run.id)[0].created_at, ended),
-        "event.at": (store.list_events(run_id=run.id)[-1].at, ended),
+    return {
+        "job.created_at": store.get_job(job.id).created_at,
+        "run.created_at": stored.created_at,
+        "run.queued_at": stored.queued_at,
+        "run.started_at": stored.started_at,
+        "run.finished_at": stored.finished_at,
+        "summary.started_at": summary.started_at,
+        "summary.finished_at": summary.finished_at,
+        "step.started_at": step_run.started_at,
+        "step.finished_at": step_run.finished_at,
+        "log.at": store.list_logs(run.id)[0].at,
+        "artifact.created_at": store.list_artifacts(run.id)[0].created_at,
+        "event.at": store.list_events(run_id=run.id)[-1].at,
     }
-    for name, (got, wrote) in times.items():
-        assert got == wrote, name
-        assert got is not None and got.tzinfo is not None, name
-        assert got.utcoffset() == dt.timedelta(0), name

@@ -128,12 +128,6 @@ def test_a_stale_run_transition_writes_nothing_from_its_batch(
     assert everything(store, job) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # "DID NOT RAISE", not some other error
-    reason="BUG: Store._apply_steps updates step runs without checking their stored state "
-    "or the number of rows updated, so a stale step transition overwrites a finished step",
-)
 def test_a_stale_step_transition_writes_nothing_from_its_batch(
     store: store_mod.Store, started: StartedJob, make: type[Make], at: Clock
 ) -> None:
@@ -158,12 +152,6 @@ def test_a_stale_step_transition_writes_nothing_from_its_batch(
     assert everything(store, job) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # "DID NOT RAISE", not some other error
-    reason="BUG: Store._apply_steps does not check how many rows an update matched, so "
-    "moving a step run that was never recorded is silently dropped",
-)
 def test_moving_a_step_run_that_was_never_recorded_writes_nothing(
     store: store_mod.Store, started: StartedJob, make: type[Make], at: Clock
 ) -> None:

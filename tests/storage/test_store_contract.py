@@ -125,17 +125,8 @@ def test_ids_with_other_than_letters_and_digits_are_not_found(
 
 
 def test_id_lookup_is_case_sensitive_on_every_backend(
-    store: store_mod.Store, jobs: JobBuilder, request: pytest.FixtureRequest
+    store: store_mod.Store, jobs: JobBuilder
 ) -> None:
-    if store.dialect == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=pytest.fail.Exception,  # "DID NOT RAISE", not some other error
-                reason="BUG: SQLite's LIKE ignores ASCII case, so a prefix lookup matches "
-                "'ABC' to 'abc...' on SQLite but not on PostgreSQL",
-            )
-        )
     job, _ = jobs.create(job_id="abc1" + "0" * 28)
 
     with pytest.raises(errors.NotFoundError):
