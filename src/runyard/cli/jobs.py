@@ -84,12 +84,14 @@ def execute_with_progress(
         console=render.err_console,
         disable=not show_bar,
         transient=False,
+        auto_refresh=False,  # no refresh thread: runs are forked from this process's image
     ) as bar:
         task = bar.add_task(loaded.pipeline.name, total=total, detail="")
 
         def finished(run: records.Run) -> None:
             counts["ok" if run.state is states.RunState.SUCCESS else "bad"] += 1
             bar.update(task, advance=1, detail=f"{counts['ok']} succeeded, {counts['bad']} failed")
+            bar.refresh()
 
         return ryard.execute_job(
             summary.job.id,

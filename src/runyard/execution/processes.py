@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import faulthandler
+import functools
 import gc
 import multiprocessing
 import multiprocessing.connection
@@ -30,7 +31,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from runyard.core import pipelines, records, states
-from runyard.execution import boundary, capture, runner
+from runyard.execution import boundary, capture, forkserver, runner
 
 __all__ = ["OutputStore", "ProcessExecutor", "RunListener", "RunTask", "describe_exit"]
 
@@ -104,10 +105,15 @@ class _Child:
     timed_out: bool = False
     exit_fd: int | None = None  # a pidfd: readable once the process has exited (Linux)
     exited: bool = False
+    via_server: bool = False  # forked by the fork server, which reports its exit status
+    status: int | None = None  # its waitpid status, once known
 
     @property
     def ended(self) -> bool:
-        """Its process has exited (or, without a pidfd, closed its end of the pipe)."""
+        """Its process has exited (or, with neither a fork server nor a pidfd to say so,
+        closed its end of the pipe)."""
+        if self.via_server:
+            return self.status is not None
         return self.exited if self.exit_fd is not None else not self.conn_open
 
 
@@ -116,7 +122,9 @@ class ProcessExecutor:
 
     ``run_timeout`` (seconds) kills a run's whole process group when exceeded;
     ``memory_limit_mb`` caps each run's address space, so a blow-up is a MemoryError in
-    that run rather than the machine's OOM killer choosing a victim.
+    that run rather than the machine's OOM killer choosing a victim. With
+    ``use_fork_server`` (where the OS allows) runs are forked by a ``ForkServer`` rather
+    than by the process calling ``execute``.
     """
 
     supports_cancel = False
@@ -128,6 +136,7 @@ class ProcessExecutor:
         outputs: OutputStore,
         run_timeout: float | None = None,
         memory_limit_mb: int | None = None,
+        use_fork_server: bool = True,
     ) -> None:
         if max_parallel < 1:
             raise ValueError(f"max_parallel={max_parallel} must be >= 1")
@@ -135,6 +144,8 @@ class ProcessExecutor:
         self.outputs = outputs
         self.run_timeout = run_timeout
         self.memory_limit_mb = memory_limit_mb
+        self.use_fork_server = use_fork_server
+        self._server: forkserver.ForkServer | None = None
 
     def execute(
         self,
@@ -150,6 +161,13 @@ class ProcessExecutor:
         selector = selectors.DefaultSelector()
         children: dict[int, _Child] = {}
         exhausted = False
+        server = self._server = (
+            forkserver.ForkServer.start(functools.partial(self._child_from_fds, pipeline))
+            if self.use_fork_server
+            else None
+        )
+        if server is not None:
+            selector.register(server.fileno(), selectors.EVENT_READ, None)
         try:
             while True:
                 free = self.max_parallel - len(children)
@@ -166,12 +184,17 @@ class ProcessExecutor:
                         listener.run_started(
                             task.run_id, worker=f"{_HOST}:{child.pid}", at=time.time()
                         )
+                    if server is not None and tasks:
+                        _note_exits(server, children)
                 if not children:
                     break
                 for key, _ in selector.select(self._select_timeout(children)):
                     # An earlier event of this batch may have closed this descriptor.
                     child = key.data
-                    if child.conn_open and key.fileobj is child.conn:
+                    if child is None:
+                        assert server is not None
+                        _note_exits(server, children)
+                    elif child.conn_open and key.fileobj is child.conn:
                         self._read_messages(child, listener, selector)
                     elif key.fd == child.exit_fd:
                         child.exited = True
@@ -196,12 +219,23 @@ class ProcessExecutor:
             raise
         finally:
             selector.close()
+            if server is not None:
+                server.close()
+            self._server = None
 
     # -- parent side -------------------------------------------------------------------
 
     def _spawn(self, pipeline: pipelines.PipelineDefinition, task: RunTask) -> _Child:
         reader, writer = multiprocessing.Pipe(duplex=False)
         out_r, out_w = os.pipe()
+        os.set_blocking(out_r, False)
+        now = time.monotonic()
+        deadline = now + self.run_timeout if self.run_timeout else None
+        if self._server is not None:
+            pid = self._server.spawn(task, writer.fileno(), out_w)
+            writer.close()
+            os.close(out_w)
+            return _Child(task, pid, reader, out_r, now, deadline, via_server=True)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -225,9 +259,6 @@ class ProcessExecutor:
         os.close(out_w)
         with contextlib.suppress(OSError):  # the child did it first, or is already gone
             os.setpgid(pid, pid)
-        os.set_blocking(out_r, False)
-        now = time.monotonic()
-        deadline = now + self.run_timeout if self.run_timeout else None
         return _Child(task, pid, reader, out_r, now, deadline, exit_fd=_pidfd(pid))
 
     def _select_timeout(self, children: dict[int, _Child]) -> float:
@@ -316,7 +347,13 @@ class ProcessExecutor:
         *,
         killed: bool = False,
     ) -> None:
-        _, status = os.waitpid(child.pid, 0)
+        if not child.via_server:
+            _, status = os.waitpid(child.pid, 0)
+        elif child.status is not None:
+            status = child.status
+        else:  # killed just now: the fork server reaps it and says so
+            assert self._server is not None
+            status = self._server.wait_exit(child.pid, 5.0) or signal.SIGKILL
         if child.conn_open:  # what it sent just before exiting; a grandchild may hold it open
             self._read_messages(child, listener, selector)
         if child.conn_open:
@@ -344,6 +381,17 @@ class ProcessExecutor:
         listener.run_finished(child.task.run_id, at=time.time(), problem=problem, killed=killed)
 
     # -- child side --------------------------------------------------------------------
+
+    def _child_from_fds(
+        self,
+        pipeline: pipelines.PipelineDefinition,
+        task: RunTask,
+        message_fd: int,
+        output_fd: int,
+    ) -> None:
+        """The run's body as the fork server calls it, with the engine's descriptors."""
+        writer = multiprocessing.connection.Connection(message_fd, readable=False)
+        self._child(pipeline, task, writer, output_fd)
 
     def _child(
         self,
@@ -428,6 +476,13 @@ def describe_exit(status: int) -> str:
     if code == _CHILD_INTERNAL_ERROR:
         return f"exited with code {code} (a runyard error in the run's process; see its logs)"
     return f"exited with code {code}"
+
+
+def _note_exits(server: forkserver.ForkServer, children: dict[int, _Child]) -> None:
+    for pid, status in server.exits():
+        child = children.get(pid)
+        if child is not None:
+            child.status = status
 
 
 def _pidfd(pid: int) -> int | None:
