@@ -54,7 +54,11 @@ def cli(tmp_path: pathlib.Path) -> Cli:
     return Cli(tmp_path / "home", tmp_path, None)
 
 
-def test_etl_example_job_runs_its_grid_and_is_recorded(cli: Cli) -> None:
+def test_etl_example_job_runs_its_grid_and_is_recorded(
+    tmp_path: pathlib.Path, database_url: str
+) -> None:
+    # On the embedded SQLite default and on PostgreSQL (RUNYARD_DATABASE_URL).
+    cli = Cli(tmp_path / "home", tmp_path, None if "sqlite" in database_url else database_url)
     created = cli("job", "create", ETL)
     assert "12 run(s) of pipeline etl (grid file etl.parameters.json)" in created.stdout
     job_id = created.stdout.split()[1]
