@@ -230,24 +230,39 @@ def test_an_interrupt_kills_every_running_run_and_records_it(
     pipe = loader.load_pipeline(f"{FIXTURES / 'crashy.py'}:crashy").pipeline
     job = app.create_job(
         pipe,
-        grid={"pipeline_parameters": {"pid_dir": [str(tmp_path)]}, "work": {"mode": ["loop"]}},
+        grid={
+            "pipeline_parameters": {"pid_dir": [str(tmp_path)]},
+            "work": {"mode": ["loop", "ok", "ok"]},
+        },
     )
 
     def on_step(run_id: str, step: records.StepRun) -> None:
         # Ctrl-C arrives in the engine once the run's step is looping.
         if step.state is S.RUNNING:
             deadline = time.monotonic() + 5
-            while not (tmp_path / "loop.pid").exists() and time.monotonic() < deadline:
+            pid_file = tmp_path / "loop.pid"
+            # Wait for the pid itself, not just the file: it is created before it is written.
+            while not (pid_file.exists() and pid_file.read_text()):
+                if time.monotonic() > deadline:
+                    break
                 time.sleep(0.01)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         app.execute_job(job.id, pipe, max_parallel_runs=1, on_step=on_step)
 
-    (run,) = app.list_runs(job.id)
+    run, *never_started = app.list_runs(job.id)
     assert run.state is R.KILLED
     assert run.reason is not None
     assert "interrupted" in run.reason
+    # The runs still queued behind it end too: nothing would ever start them.
+    assert [r.state for r in never_started] == [R.KILLED, R.KILLED]
+    assert all("interrupted before it ran" in (r.reason or "") for r in never_started)
+    events = app.events(run_id=never_started[0].id)
+    assert [(e.old_state, e.new_state) for e in events] == [
+        ("CREATED", "QUEUED"),
+        ("QUEUED", "KILLED"),
+    ]
     steps = steps_of(app, run)
     assert steps["work"].state is S.KILLED
     assert steps["after"].state is S.KILLED

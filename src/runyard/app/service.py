@@ -194,7 +194,15 @@ class Runyard:
             run_timeout=run_timeout,
             memory_limit_mb=memory_limit_mb,
         )
-        executor.execute(pipeline, claim, rec)
+        try:
+            executor.execute(pipeline, claim, rec)
+        except BaseException:
+            # Interrupted: the executor has killed and recorded the runs it had started;
+            # nothing here will start the rest, so they end too rather than wait forever.
+            self.store.kill_unstarted_runs(
+                job.id, at=self.clock(), reason="stopped: runyard was interrupted before it ran"
+            )
+            raise
         return self.store.job_summary(job.id)
 
     def load_pipeline(self, job: records.Job) -> pipelines.PipelineDefinition:

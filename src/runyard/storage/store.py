@@ -286,6 +286,41 @@ class Store:
             )
             return len(ids)
 
+    def kill_unstarted_runs(self, job_id: str, *, at: dt.datetime, reason: str) -> int:
+        """Move a job's CREATED and QUEUED runs to KILLED, with an event each."""
+        r = schema.runs.c
+        waiting = [states.RunState.CREATED.value, states.RunState.QUEUED.value]
+        pick = sa.select(r.id, r.state).where(r.job_id == job_id, r.state.in_(waiting))
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update()
+        with self._write() as conn:
+            rows = conn.execute(pick).all()
+            if not rows:
+                return 0
+            for chunk in _chunks([row.id for row in rows]):
+                conn.execute(
+                    schema.runs.update()
+                    .where(r.id.in_(chunk))
+                    .values(state=states.RunState.KILLED.value, finished_at=at, reason=reason)
+                )
+            self._insert_events(
+                conn,
+                [
+                    _run_event(
+                        RunTransition(
+                            row.id,
+                            job_id,
+                            states.RunState(row.state),
+                            states.RunState.KILLED,
+                            at,
+                            reason=reason,
+                        )
+                    )
+                    for row in rows
+                ],
+            )
+        return len(rows)
+
     def claim_runs(
         self, *, job_id: str | None, worker: str, limit: int, at: dt.datetime
     ) -> list[records.Run]:
