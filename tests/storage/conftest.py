@@ -68,6 +68,8 @@ class JobBuilder:
         tags: Sequence[str] = (),
         created_at: dt.datetime = T0,
         shuffled: bool = False,
+        max_parallel_runs: int = 100,
+        priority: int = 0,
     ) -> tuple[records.Job, list[records.Run]]:
         """A job and its runs in grid order (``shuffled``: handed over in random order)."""
         job = records.Job(
@@ -79,7 +81,7 @@ class JobBuilder:
             grid={"n": list(range(runs)), "train.rate": [0.5]},
             deselected=(),
             tags=tuple(tags),
-            max_parallel_runs=4,
+            max_parallel_runs=max_parallel_runs,
             run_count=runs,
             created_at=created_at,
         )
@@ -91,6 +93,7 @@ class JobBuilder:
                 params={"pipeline": {"n": i}, "steps": {"train": {"rate": 0.5}}},
                 state=states.RunState.CREATED,
                 created_at=created_at,
+                priority=priority,
             )
             for i in range(runs)
         ]

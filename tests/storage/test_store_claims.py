@@ -119,7 +119,7 @@ def test_claim_runs_without_a_job_takes_the_longest_queued_runs_first(
 def test_concurrent_claimers_never_get_the_same_run(
     store: store_mod.Store, jobs: JobBuilder, at: Clock, database_url: str
 ) -> None:
-    job, runs = jobs.create(runs=120)
+    job, runs = jobs.create(runs=120, max_parallel_runs=1000)
     store.queue_runs(job.id, at=at(1))
     workers = [f"host-{n}:{n}" for n in range(4)]
     start = threading.Barrier(len(workers))

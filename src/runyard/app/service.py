@@ -183,7 +183,9 @@ class Runyard:
         worker = f"{socket.gethostname()}:{os.getpid()}"
 
         def claim(n: int) -> list[processes.RunTask]:
-            claimed = self.store.claim_runs(job_id=job.id, worker=worker, limit=n, at=self.clock())
+            claimed = self.store.claim_runs(
+                job_id=job.id, worker=worker, limit=n, at=self.clock(), within_limits=False
+            )
             for run in claimed:
                 rec.track(run)
             return [processes.RunTask(r.id, r.job_id, r.params) for r in claimed]

@@ -21,6 +21,7 @@ __all__ = [
     "Run",
     "RunParams",
     "StepRun",
+    "Worker",
 ]
 
 
@@ -61,6 +62,22 @@ class Job(_Record):
     max_parallel_runs: int
     run_count: int
     created_at: dt.datetime
+    run_timeout: float | None = None  # seconds a run may take before it is killed
+    memory_limit_mb: int | None = None  # each run's address-space cap
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Worker(_Record):
+    """A process that executes runs: ``runyard serve`` or ``runyard worker``."""
+
+    id: str
+    host: str
+    pid: int
+    kind: str  # "serve" or "worker"
+    slots: int
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+    stopped_at: dt.datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -108,6 +125,8 @@ class Run(_Record):
     finished_at: dt.datetime | None = None
     worker: str | None = None  # "host:pid" of the process that executed it
     reason: str | None = None  # why it ended, when not SUCCESS
+    priority: int = 0  # higher runs first; FIFO within a priority
+    stop_requested_at: dt.datetime | None = None
 
     @property
     def duration(self) -> float | None:

@@ -17,6 +17,7 @@ __all__ = [
     "metadata",
     "runs",
     "step_runs",
+    "workers",
 ]
 
 
@@ -64,6 +65,8 @@ jobs = sa.Table(
     sa.Column("deselected", JSONType, nullable=False),
     sa.Column("max_parallel_runs", sa.Integer, nullable=False),
     sa.Column("run_count", sa.Integer, nullable=False),
+    sa.Column("run_timeout", sa.Float),  # seconds; None: no limit
+    sa.Column("memory_limit_mb", sa.Integer),
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
 )
 
@@ -92,9 +95,26 @@ runs = sa.Table(
     sa.Column("finished_at", UTCDateTime),
     sa.Column("worker", sa.String(300)),
     sa.Column("reason", sa.Text),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("worker_id", sa.String(64)),  # the worker holding its lease
+    sa.Column("lease_expires_at", UTCDateTime),
+    sa.Column("stop_requested_at", UTCDateTime),
     sa.Index(None, "job_id", "state"),
     sa.Index(None, "job_id", "idx"),
     sa.Index(None, "state"),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(300), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # "serve" or "worker"
+    sa.Column("slots", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("stopped_at", UTCDateTime),
 )
 
 step_runs = sa.Table(

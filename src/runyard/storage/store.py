@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from runyard import errors
 from runyard.core import records, states
 from runyard.storage import engine as engines
-from runyard.storage import migrate, schema
+from runyard.storage import leases, migrate, schema
 
 __all__ = ["Changes", "RunTransition", "StepTransition", "Store"]
 
@@ -119,6 +119,8 @@ class Store:
                     "deselected": list(job.deselected),
                     "max_parallel_runs": job.max_parallel_runs,
                     "run_count": job.run_count,
+                    "run_timeout": job.run_timeout,
+                    "memory_limit_mb": job.memory_limit_mb,
                     "created_at": job.created_at,
                 },
             )
@@ -134,6 +136,7 @@ class Store:
                     "params": r.params,
                     "state": r.state.value,
                     "created_at": r.created_at,
+                    "priority": r.priority,
                 }
                 for r in runs
             ]
@@ -322,28 +325,37 @@ class Store:
         return len(rows)
 
     def claim_runs(
-        self, *, job_id: str | None, worker: str, limit: int, at: dt.datetime
+        self,
+        *,
+        job_id: str | None,
+        worker: str,
+        limit: int,
+        at: dt.datetime,
+        worker_id: str | None = None,
+        lease_until: dt.datetime | None = None,
+        within_limits: bool = True,
     ) -> list[records.Run]:
-        """Atomically move up to ``limit`` QUEUED runs (oldest first) to STARTING for ``worker``.
+        """Atomically move up to ``limit`` QUEUED runs to STARTING for ``worker``: highest
+        priority first, then oldest, within each job's ``max_parallel_runs``; of one job only
+        when ``job_id`` is given. With ``worker_id`` the runs are leased to that worker until
+        ``lease_until``. A job's own executor, which keeps to its limit itself, claims
+        without ``within_limits``.
 
-        No run is ever handed to two callers: PostgreSQL skips rows other claimers hold
-        (``FOR UPDATE SKIP LOCKED``); SQLite serialises writers (``BEGIN IMMEDIATE``).
+        No run is ever handed to two callers, and no job exceeds its limit, however many
+        workers claim at once.
         """
-        r = schema.runs.c
-        pick = sa.select(r.id).where(r.state == states.RunState.QUEUED.value)
-        if job_id is not None:
-            pick = pick.where(r.job_id == job_id)
-        pick = pick.order_by(r.queued_at, r.idx).limit(limit)
-        if self.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
         with self._write() as conn:
-            rows = conn.execute(
-                schema.runs.update()
-                .where(r.id.in_(pick.scalar_subquery()))
-                .values(state=states.RunState.STARTING.value, started_at=at, worker=worker)
-                .returning(*schema.runs.c)
-            ).all()
-            claimed = sorted((_run(row) for row in rows), key=lambda run: run.index)
+            rows = leases.claim(
+                conn,
+                worker=worker,
+                worker_id=worker_id,
+                limit=limit,
+                at=at,
+                lease_until=lease_until,
+                job_id=job_id,
+                within_limits=within_limits,
+            )
+            claimed = sorted((_run(row) for row in rows), key=lambda run: (run.job_id, run.index))
             self._insert_events(
                 conn,
                 [
@@ -361,6 +373,62 @@ class Store:
                 ],
             )
         return claimed
+
+    # -- workers -----------------------------------------------------------------------
+
+    def register_worker(self, worker: records.Worker) -> None:
+        with self._write() as conn:
+            conn.execute(schema.workers.insert(), leases.worker_row(worker))
+
+    def heartbeat(self, worker_id: str, *, at: dt.datetime, lease_until: dt.datetime) -> list[str]:
+        """Mark a worker alive and renew its runs' leases; returns its runs asked to stop."""
+        with self._write() as conn:
+            return leases.heartbeat(conn, worker_id=worker_id, at=at, lease_until=lease_until)
+
+    def stop_worker(self, worker_id: str, *, at: dt.datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                schema.workers.update()
+                .where(schema.workers.c.id == worker_id)
+                .values(stopped_at=at)
+            )
+
+    def live_workers(self, *, since: dt.datetime) -> list[records.Worker]:
+        """Workers that have not stopped and sent a heartbeat after ``since``."""
+        w = schema.workers.c
+        query = sa.select(schema.workers).where(w.stopped_at.is_(None), w.heartbeat_at > since)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(w.started_at)).all()
+        return [
+            records.Worker(
+                id=row.id,
+                host=row.host,
+                pid=row.pid,
+                kind=row.kind,
+                slots=row.slots,
+                started_at=row.started_at,
+                heartbeat_at=row.heartbeat_at,
+                stopped_at=row.stopped_at,
+            )
+            for row in rows
+        ]
+
+    def request_stop(
+        self, *, at: dt.datetime, job_id: str | None = None, run_id: str | None = None
+    ) -> leases.StopOutcome:
+        """Stop a job's runs, or one run: unstarted ones end KILLED at once, running ones
+        are flagged for the worker that holds them, finished ones are left as they are."""
+        with self._write() as conn:
+            outcome, events = leases.request_stop(conn, at=at, job_id=job_id, run_id=run_id)
+            self._insert_events(conn, events)
+        return outcome
+
+    def recover_lost_runs(self, *, at: dt.datetime) -> list[str]:
+        """End as FAILURE "worker lost" every active run whose lease has expired."""
+        with self._write() as conn:
+            run_ids, events = leases.recover_lost(conn, at=at)
+            self._insert_events(conn, events)
+        return run_ids
 
     # -- recording execution -----------------------------------------------------------
 
@@ -637,6 +705,8 @@ def _job(row: sa.Row[Any], tags: tuple[str, ...]) -> records.Job:
         tags=tags,
         max_parallel_runs=row.max_parallel_runs,
         run_count=row.run_count,
+        run_timeout=row.run_timeout,
+        memory_limit_mb=row.memory_limit_mb,
         created_at=row.created_at,
     )
 
@@ -654,6 +724,8 @@ def _run(row: sa.Row[Any]) -> records.Run:
         finished_at=row.finished_at,
         worker=row.worker,
         reason=row.reason,
+        priority=row.priority,
+        stop_requested_at=row.stop_requested_at,
     )
 
 

@@ -1,0 +1,279 @@
+"""SQL for workers and leases: claiming runs within limits, heartbeats, stop requests, and
+recovering runs whose worker is gone. ``Store`` calls these inside its transactions.
+
+Claims are serialised (an advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite) so that
+two workers can never both take a job's last free slot; a claim is short, so this costs
+little and keeps the limits exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from runyard.core import records, states
+from runyard.storage import schema
+
+__all__ = ["StopOutcome", "claim", "heartbeat", "recover_lost", "request_stop"]
+
+_CLAIM_LOCK = 0x52554E5A
+_R = states.RunState
+_S = states.StepState
+ACTIVE = [s.value for s in states.ACTIVE_RUN_STATES]
+UNSTARTED = [_R.CREATED.value, _R.QUEUED.value]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StopOutcome:
+    """What a stop request did: runs ended at once, runs asked to stop, runs already over."""
+
+    killed: tuple[str, ...]
+    requested: tuple[str, ...]
+    finished: tuple[str, ...]
+
+
+def claim(
+    conn: sa.Connection,
+    *,
+    worker: str,
+    worker_id: str | None,
+    limit: int,
+    at: dt.datetime,
+    lease_until: dt.datetime | None,
+    job_id: str | None,
+    within_limits: bool = True,
+) -> list[Any]:
+    """Move up to ``limit`` QUEUED runs to STARTING: highest priority first, then oldest,
+    and with ``within_limits`` never more running at once for a job than its
+    ``max_parallel_runs``."""
+    r = schema.runs.c
+    j = schema.jobs.c
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK})
+    if job_id is not None:
+        job_ids: Sequence[str] = [job_id]
+    else:
+        job_ids = (
+            conn.execute(sa.select(r.job_id).where(r.state == _R.QUEUED.value).distinct())
+            .scalars()
+            .all()
+        )
+    if not job_ids:
+        return []
+    limits: dict[str, int] = dict(
+        (row.id, row.max_parallel_runs)
+        for row in conn.execute(sa.select(j.id, j.max_parallel_runs).where(j.id.in_(job_ids)))
+    )
+    if not within_limits:
+        limits = {jid: limit for jid in limits}
+    active: dict[str, int] = (
+        dict(
+            conn.execute(
+                sa.select(r.job_id, sa.func.count())
+                .where(r.state.in_(ACTIVE), r.job_id.in_(job_ids))
+                .group_by(r.job_id)
+            ).all()
+        )
+        if within_limits
+        else {}
+    )
+    candidates: list[Any] = []
+    for jid, most in limits.items():
+        room = min(most - active.get(jid, 0), limit)
+        if room <= 0:
+            continue
+        candidates += list(
+            conn.execute(
+                sa.select(r.id, r.priority, r.queued_at, r.idx)
+                .where(r.job_id == jid, r.state == _R.QUEUED.value)
+                .order_by(r.priority.desc(), r.queued_at, r.idx)
+                .limit(room)
+            ).all()
+        )
+    candidates.sort(key=lambda c: (-c.priority, c.queued_at, c.idx))
+    chosen = [c.id for c in candidates[:limit]]
+    if not chosen:
+        return []
+    return list(
+        conn.execute(
+            schema.runs.update()
+            .where(r.id.in_(chosen), r.state == _R.QUEUED.value)
+            .values(
+                state=_R.STARTING.value,
+                started_at=at,
+                worker=worker,
+                worker_id=worker_id,
+                lease_expires_at=lease_until,
+            )
+            .returning(*schema.runs.c)
+        ).all()
+    )
+
+
+def heartbeat(
+    conn: sa.Connection, *, worker_id: str, at: dt.datetime, lease_until: dt.datetime
+) -> list[str]:
+    """Mark the worker alive and extend the leases of its runs; returns those of its runs
+    someone asked to stop."""
+    r = schema.runs.c
+    conn.execute(
+        schema.workers.update().where(schema.workers.c.id == worker_id).values(heartbeat_at=at)
+    )
+    conn.execute(
+        schema.runs.update()
+        .where(r.worker_id == worker_id, r.state.in_(ACTIVE))
+        .values(lease_expires_at=lease_until)
+    )
+    return list(
+        conn.execute(
+            sa.select(r.id).where(
+                r.worker_id == worker_id, r.state.in_(ACTIVE), r.stop_requested_at.is_not(None)
+            )
+        ).scalars()
+    )
+
+
+def request_stop(
+    conn: sa.Connection, *, at: dt.datetime, job_id: str | None, run_id: str | None
+) -> tuple[StopOutcome, list[dict[str, Any]]]:
+    """Stop a job's runs (or one run): unstarted ones end KILLED now, running ones are
+    flagged for their worker. Returns the outcome and the events to write."""
+    r = schema.runs.c
+    pick = sa.select(r.id, r.job_id, r.state, r.stop_requested_at)
+    pick = pick.where(r.job_id == job_id) if job_id is not None else pick.where(r.id == run_id)
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update()
+    rows = conn.execute(pick).all()
+    killed = [row for row in rows if row.state in UNSTARTED]
+    running = [row for row in rows if row.state in ACTIVE]
+    finished = [row for row in rows if row.state not in UNSTARTED and row.state not in ACTIVE]
+    reason = "stopped by request"
+    events: list[dict[str, Any]] = []
+    if killed:
+        conn.execute(
+            schema.runs.update()
+            .where(r.id.in_([row.id for row in killed]), r.state.in_(UNSTARTED))
+            .values(state=_R.KILLED.value, finished_at=at, reason=reason)
+        )
+        events += [
+            {
+                "at": at,
+                "kind": "run_state",
+                "job_id": row.job_id,
+                "run_id": row.id,
+                "step_name": None,
+                "old_state": row.state,
+                "new_state": _R.KILLED.value,
+                "message": reason,
+            }
+            for row in killed
+        ]
+    fresh = [row for row in running if row.stop_requested_at is None]
+    if fresh:
+        conn.execute(
+            schema.runs.update()
+            .where(r.id.in_([row.id for row in fresh]))
+            .values(stop_requested_at=at)
+        )
+        events += [
+            {
+                "at": at,
+                "kind": "stop_requested",
+                "job_id": row.job_id,
+                "run_id": row.id,
+                "step_name": None,
+                "old_state": row.state,
+                "new_state": None,
+                "message": reason,
+            }
+            for row in fresh
+        ]
+    outcome = StopOutcome(
+        tuple(row.id for row in killed),
+        tuple(row.id for row in running),
+        tuple(row.id for row in finished),
+    )
+    return outcome, events
+
+
+def recover_lost(conn: sa.Connection, *, at: dt.datetime) -> tuple[list[str], list[dict[str, Any]]]:
+    """End the active runs whose lease expired (their worker stopped renewing it) as
+    FAILURE "worker lost", with their running steps FAILURE and pending ones KILLED.
+
+    Returns the run ids and the events to write.
+    """
+    r = schema.runs.c
+    pick = sa.select(r.id, r.job_id, r.state, r.worker).where(
+        r.state.in_(ACTIVE), r.lease_expires_at < at
+    )
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    rows = conn.execute(pick).all()
+    events: list[dict[str, Any]] = []
+    s = schema.step_runs.c
+    for row in rows:
+        reason = f"worker lost: {row.worker or 'its worker'} stopped renewing the run's lease"
+        conn.execute(
+            schema.runs.update()
+            .where(r.id == row.id, r.state == row.state)
+            .values(state=_R.FAILURE.value, finished_at=at, reason=reason)
+        )
+        events.append(
+            {
+                "at": at,
+                "kind": "run_state",
+                "job_id": row.job_id,
+                "run_id": row.id,
+                "step_name": None,
+                "old_state": row.state,
+                "new_state": _R.FAILURE.value,
+                "message": reason,
+            }
+        )
+        steps = conn.execute(
+            sa.select(s.step_name, s.attempt, s.state).where(
+                s.run_id == row.id, s.state.in_([_S.RUNNING.value, _S.PENDING.value])
+            )
+        ).all()
+        for step in steps:
+            new = _S.FAILURE if step.state == _S.RUNNING.value else _S.KILLED
+            conn.execute(
+                schema.step_runs.update()
+                .where(s.run_id == row.id, s.step_name == step.step_name, s.attempt == step.attempt)
+                .values(
+                    state=new.value,
+                    finished_at=at,
+                    error_type="WorkerLost" if new is _S.FAILURE else None,
+                    error_message=reason if new is _S.FAILURE else f"never ran: {reason}",
+                )
+            )
+            events.append(
+                {
+                    "at": at,
+                    "kind": "step_state",
+                    "job_id": row.job_id,
+                    "run_id": row.id,
+                    "step_name": step.step_name,
+                    "old_state": step.state,
+                    "new_state": new.value,
+                    "message": reason,
+                }
+            )
+    return [row.id for row in rows], events
+
+
+def worker_row(worker: records.Worker) -> dict[str, Any]:
+    return {
+        "id": worker.id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "kind": worker.kind,
+        "slots": worker.slots,
+        "started_at": worker.started_at,
+        "heartbeat_at": worker.heartbeat_at,
+        "stopped_at": worker.stopped_at,
+    }

@@ -1,0 +1,165 @@
+"""Workers and leases in the store: claims within limits and by priority, heartbeats that
+renew leases, stop requests, and runs whose worker was lost."""
+
+import datetime as dt
+
+from runyard.core import records, states
+from runyard.storage import store as store_mod
+
+from .conftest import Clock, JobBuilder
+
+R = states.RunState
+S = states.StepState
+
+
+def worker(store: store_mod.Store, at: dt.datetime, wid: str = "w1") -> records.Worker:
+    made = records.Worker(wid, "host", 1, "worker", 2, at, at)
+    store.register_worker(made)
+    return made
+
+
+def test_claims_keep_each_job_within_its_parallel_limit(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    narrow, _ = jobs.create(runs=5, max_parallel_runs=2)
+    wide, _ = jobs.create(runs=3, max_parallel_runs=10)
+    store.queue_runs(narrow.id, at=at(1))
+    store.queue_runs(wide.id, at=at(2))
+
+    claimed = store.claim_runs(job_id=None, worker="w", limit=10, at=at(3))
+    by_job = {j: [r for r in claimed if r.job_id == j] for j in (narrow.id, wide.id)}
+    assert len(by_job[narrow.id]) == 2 and len(by_job[wide.id]) == 3
+    # The narrow job is full until one of its runs ends.
+    assert store.claim_runs(job_id=None, worker="w", limit=10, at=at(4)) == []
+    run = by_job[narrow.id][0]
+    store.apply(
+        store_mod.Changes(
+            runs=[
+                store_mod.RunTransition(run.id, narrow.id, R.STARTING, R.FAILURE, at(5), reason="x")
+            ]
+        )
+    )
+    (next_run,) = store.claim_runs(job_id=None, worker="w", limit=10, at=at(6))
+    assert next_run.job_id == narrow.id and next_run.index == 2
+    # A job's own executor claims past the limit: it keeps to it itself.
+    more = store.claim_runs(job_id=narrow.id, worker="w", limit=10, at=at(7), within_limits=False)
+    assert [r.index for r in more] == [3, 4]
+
+
+def test_higher_priority_runs_are_claimed_first_then_oldest(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    old, _ = jobs.create(runs=2)
+    urgent, _ = jobs.create(runs=2, priority=5)
+    store.queue_runs(old.id, at=at(1))
+    store.queue_runs(urgent.id, at=at(2))
+    order = [store.claim_runs(job_id=None, worker="w", limit=1, at=at(3 + i))[0] for i in range(4)]
+    assert [r.job_id for r in order] == [urgent.id, urgent.id, old.id, old.id]
+
+
+def test_heartbeats_renew_leases_and_lost_runs_end_as_failure(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    alive = worker(store, at(0), "alive")
+    dead = worker(store, at(0), "dead")
+    job, _ = jobs.create(runs=2)
+    store.queue_runs(job.id, at=at(1))
+    (kept,) = store.claim_runs(
+        job_id=None, worker="h:1", limit=1, at=at(2), worker_id=alive.id, lease_until=at(12)
+    )
+    (lost,) = store.claim_runs(
+        job_id=None, worker="h:2", limit=1, at=at(2), worker_id=dead.id, lease_until=at(12)
+    )
+    store.apply(
+        store_mod.Changes(
+            runs=[store_mod.RunTransition(lost.id, job.id, R.STARTING, R.RUNNING, at(3))],
+            steps=[
+                store_mod.StepTransition(
+                    job.id, records.StepRun(lost.id, "a", 1, S.PENDING), None, at(3)
+                ),
+                store_mod.StepTransition(
+                    job.id, records.StepRun(lost.id, "b", 1, S.PENDING), None, at(3)
+                ),
+                store_mod.StepTransition(
+                    job.id,
+                    records.StepRun(lost.id, "a", 1, S.RUNNING, started_at=at(3)),
+                    S.PENDING,
+                    at(3),
+                ),
+            ],
+        )
+    )
+    assert store.heartbeat(alive.id, at=at(10), lease_until=at(20)) == []
+    assert store.recover_lost_runs(at=at(11)) == []  # both leases still hold
+
+    assert store.recover_lost_runs(at=at(15)) == [lost.id]
+    ended = store.get_run(lost.id)
+    assert ended.state is R.FAILURE and "worker lost" in (ended.reason or "")
+    steps = {s.step_name: s for s in store.list_step_runs(lost.id)}
+    assert steps["a"].state is S.FAILURE and steps["a"].error_type == "WorkerLost"
+    assert steps["b"].state is S.KILLED
+    assert store.get_run(kept.id).state is R.STARTING
+    events = [(e.kind, e.old_state, e.new_state) for e in store.list_events(run_id=lost.id)]
+    assert ("run_state", "RUNNING", "FAILURE") in events
+    assert ("step_state", "RUNNING", "FAILURE") in events
+    assert [w.id for w in store.live_workers(since=at(5))] == ["alive"]
+    store.stop_worker(alive.id, at=at(21))
+    assert store.live_workers(since=at(5)) == []
+
+
+def test_stop_requests_end_unstarted_runs_and_flag_running_ones(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    holder = worker(store, at(0))
+    job, runs = jobs.create(runs=4)
+    store.queue_runs(job.id, at=at(1))
+    running = store.claim_runs(
+        job_id=None, worker="h:1", limit=2, at=at(2), worker_id=holder.id, lease_until=at(30)
+    )
+    outcome = store.request_stop(at=at(3), job_id=job.id)
+    assert set(outcome.killed) == {r.id for r in runs} - {r.id for r in running}
+    assert set(outcome.requested) == {r.id for r in running}
+    assert outcome.finished == ()
+    for run in runs:
+        got = store.get_run(run.id)
+        if run.id in outcome.killed:
+            assert got.state is R.KILLED and got.reason == "stopped by request"
+        else:
+            assert got.state is R.STARTING and got.stop_requested_at == at(3)
+    # The worker learns of it on its next heartbeat.
+    assert set(store.heartbeat(holder.id, at=at(4), lease_until=at(30))) == set(outcome.requested)
+    # Asking again changes nothing and says the killed runs are over.
+    again = store.request_stop(at=at(5), job_id=job.id)
+    assert set(again.finished) == set(outcome.killed) and again.killed == ()
+    assert store.get_run(running[0].id).stop_requested_at == at(3)
+
+
+def test_concurrent_claimers_never_exceed_a_jobs_limit(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock, database_url: str
+) -> None:
+    import threading
+
+    job, _ = jobs.create(runs=40, max_parallel_runs=7)
+    store.queue_runs(job.id, at=at(1))
+    start = threading.Barrier(4)
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def claimer(n: int) -> None:
+        own = store_mod.Store.open(database_url)
+        try:
+            start.wait(timeout=30)
+            for _ in range(5):
+                batch = own.claim_runs(job_id=None, worker=f"w{n}", limit=3, at=at(2))
+                with lock:
+                    got.extend(r.id for r in batch)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(got) == len(set(got)) == 7
+    assert sum(r.state is R.STARTING for r in store.list_runs(job.id)) == 7
