@@ -1,59 +1,55 @@
-"""The local-processes executor: every run in its own OS process, forked from a warm parent.
+"""The local-processes executor: every run in its own OS process, forked from a warm one.
 
-The parent has already imported the pipeline's module, so a run starts with one ``fork``
-rather than a new interpreter. The child runs the steps and streams what happens back over a
-pipe; the parent is the only process that talks to the store (through a ``RunListener``).
-Whatever the child does (raise, ``sys.exit``, ``os._exit``, segfault, exhaust its memory
-limit, loop forever past its timeout) ends only that run.
+Runs are forked by a ``ForkServer`` (where the OS allows it; else by the engine itself), a
+process that already imported the pipeline's module, so a run starts with one ``fork`` and
+no interpreter start-up. The run's process streams what happens back over a pipe; the engine
+is the only process that talks to the store (through a ``RunListener``). Whatever a run's
+process does (raise, ``sys.exit``, ``os._exit``, segfault, exhaust its memory limit, loop
+past its timeout) ends only that run.
 
-The parent loop is single-threaded on purpose: forking a process that has other threads
-can copy a lock in a held state into the child.
+A ``Session`` is the engine's side: start runs, poll them, stop them, for as long as a
+worker lives; ``ProcessExecutor.execute`` drives one session for the foreground path. The
+engine's loop is single-threaded on purpose: forking a process that has other threads can
+copy a lock in a held state into the child.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import faulthandler
-import functools
-import gc
 import multiprocessing
 import multiprocessing.connection
 import os
-import resource
 import selectors
 import signal
 import socket
 import sys
-import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
-from runyard.core import pipelines, records, states
-from runyard.execution import boundary, capture, forkserver, runner
+from runyard.core import pipelines, states
+from runyard.execution import boundary, capture, forkserver, runprocess
+from runyard.execution.runprocess import OutputStore, RunTask, describe_exit
 
-__all__ = ["OutputStore", "ProcessExecutor", "RunListener", "RunTask", "describe_exit"]
+__all__ = [
+    "OutputStore",
+    "ProcessExecutor",
+    "RunListener",
+    "RunTask",
+    "Session",
+    "describe_exit",
+]
 
 _HOST = socket.gethostname()
-_CHILD_INTERNAL_ERROR = 70
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RunTask:
-    run_id: str
-    job_id: str
-    params: records.RunParams
-
-
-class OutputStore(Protocol):
-    def put(self, run_id: str, step: str, output: str, value: Any) -> tuple[str, int, str]:
-        """Store one output value; returns (uri, size, serializer)."""
-        ...
+# Which pipeline a run executes: the engine and the fork server each ask.
+Resolver = Callable[[RunTask], pipelines.PipelineDefinition]
 
 
 class RunListener(Protocol):
-    """Told, in the parent, what each run's process reports; ``flush`` ends each batch."""
+    """Told, in the engine, what each run's process reports; ``flush`` ends each batch."""
 
     def run_started(self, run_id: str, *, worker: str, at: float) -> None: ...
 
@@ -96,13 +92,14 @@ class _Child:
     pid: int
     conn: multiprocessing.connection.Connection
     out_fd: int
-    started: float
-    deadline: float | None
+    deadline: float | None  # monotonic time its timeout kills it
     finished_normally: bool = False
     conn_open: bool = True
     current_step: str | None = None
     out_partial: bytes = b""
     timed_out: bool = False
+    stop_reason: str | None = None  # set when it was stopped on purpose
+    kill_at: float | None = None  # after a SIGTERM: when the grace period ends
     exit_fd: int | None = None  # a pidfd: readable once the process has exited (Linux)
     exited: bool = False
     via_server: bool = False  # forked by the fork server, which reports its exit status
@@ -120,14 +117,14 @@ class _Child:
 class ProcessExecutor:
     """Runs up to ``max_parallel`` runs at once, each in a forked process.
 
-    ``run_timeout`` (seconds) kills a run's whole process group when exceeded;
-    ``memory_limit_mb`` caps each run's address space, so a blow-up is a MemoryError in
-    that run rather than the machine's OOM killer choosing a victim. With
+    A run's ``run_timeout`` (seconds; the task's, else this default) kills its whole process
+    group when exceeded; ``memory_limit_mb`` caps each run's address space, so a blow-up is a
+    MemoryError in that run rather than the machine's OOM killer choosing a victim. With
     ``use_fork_server`` (where the OS allows) runs are forked by a ``ForkServer`` rather
-    than by the process calling ``execute``.
+    than by the engine.
     """
 
-    supports_cancel = False
+    supports_cancel = True
 
     def __init__(
         self,
@@ -145,7 +142,10 @@ class ProcessExecutor:
         self.run_timeout = run_timeout
         self.memory_limit_mb = memory_limit_mb
         self.use_fork_server = use_fork_server
-        self._server: forkserver.ForkServer | None = None
+
+    def session(self, resolve: Resolver, listener: RunListener) -> Session:
+        """Start executing (the fork server is forked now); close the session when done."""
+        return Session(self, resolve, listener)
 
     def execute(
         self,
@@ -156,129 +156,193 @@ class ProcessExecutor:
         """Run what ``claim(n)`` hands out until it hands out fewer than asked for.
 
         Returns when every started run has ended. On an interrupt (or any error in the
-        parent) every running run's process group is killed and reported KILLED first.
+        engine) every running run's process group is killed and reported KILLED first.
         """
-        selector = selectors.DefaultSelector()
-        children: dict[int, _Child] = {}
-        exhausted = False
-        server = self._server = (
-            forkserver.ForkServer.start(functools.partial(self._child_from_fds, pipeline))
-            if self.use_fork_server
-            else None
-        )
-        if server is not None:
-            selector.register(server.fileno(), selectors.EVENT_READ, None)
-        try:
+        with self.session(lambda task: pipeline, listener) as session:
+            exhausted = False
             while True:
-                free = self.max_parallel - len(children)
+                free = session.free
                 if free > 0 and not exhausted:
                     tasks = claim(free)
                     exhausted = len(tasks) < free
                     for task in tasks:
-                        child = self._spawn(pipeline, task)
-                        children[child.pid] = child
-                        selector.register(child.conn, selectors.EVENT_READ, child)
-                        selector.register(child.out_fd, selectors.EVENT_READ, child)
-                        if child.exit_fd is not None:
-                            selector.register(child.exit_fd, selectors.EVENT_READ, child)
-                        listener.run_started(
-                            task.run_id, worker=f"{_HOST}:{child.pid}", at=time.time()
-                        )
-                    if server is not None and tasks:
-                        _note_exits(server, children)
-                if not children:
+                        session.start(task, pipeline)
+                if not session.running:
                     break
-                for key, _ in selector.select(self._select_timeout(children)):
-                    # An earlier event of this batch may have closed this descriptor.
-                    child = key.data
-                    if child is None:
-                        assert server is not None
-                        _note_exits(server, children)
-                    elif child.conn_open and key.fileobj is child.conn:
-                        self._read_messages(child, listener, selector)
-                    elif key.fd == child.exit_fd:
-                        child.exited = True
-                    elif key.fd == child.out_fd:
-                        # Messages first: the step_started sent before these bytes says
-                        # whose they are.
-                        if child.conn_open:
-                            self._read_messages(child, listener, selector)
-                        self._read_output(child, listener, selector)
-                self._enforce_deadlines(children)
-                for child in [c for c in children.values() if c.ended]:
-                    self._reap(child, listener, selector)
-                    del children[child.pid]
-                listener.flush()
-            listener.flush(force=True)
-        except BaseException:
-            for child in children.values():
-                _kill_group(child.pid)
-            for child in children.values():
-                self._reap(child, listener, selector, killed=True)
-            listener.flush(force=True)
-            raise
+                session.poll(0.05)
+
+
+class Session:
+    """The engine's side of executing runs: start, poll, stop. Use it as a context
+    manager: leaving it on an error kills every run still going and reports it KILLED."""
+
+    def __init__(self, executor: ProcessExecutor, resolve: Resolver, listener: RunListener) -> None:
+        self.executor = executor
+        self.resolve = resolve
+        self.listener = listener
+        self.children: dict[str, _Child] = {}
+        self._selector = selectors.DefaultSelector()
+        self._server = (
+            forkserver.ForkServer.start(self._server_body) if executor.use_fork_server else None
+        )
+        if self._server is not None:
+            self._selector.register(self._server.fileno(), selectors.EVENT_READ, None)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        try:
+            if kind is not None:
+                self.kill_all("run stopped: runyard was interrupted")
+            else:
+                self.listener.flush(force=True)
         finally:
-            selector.close()
-            if server is not None:
-                server.close()
+            self.close()
+
+    @property
+    def running(self) -> int:
+        return len(self.children)
+
+    @property
+    def free(self) -> int:
+        return self.executor.max_parallel - len(self.children)
+
+    def start(self, task: RunTask, pipeline: pipelines.PipelineDefinition) -> None:
+        """Fork a process for ``task`` running ``pipeline``."""
+        child = self._spawn(task, pipeline)
+        self.children[task.run_id] = child
+        self._selector.register(child.conn, selectors.EVENT_READ, child)
+        self._selector.register(child.out_fd, selectors.EVENT_READ, child)
+        if child.exit_fd is not None:
+            self._selector.register(child.exit_fd, selectors.EVENT_READ, child)
+        self.listener.run_started(task.run_id, worker=f"{_HOST}:{child.pid}", at=time.time())
+        if self._server is not None:
+            self._note_exits()
+
+    def poll(self, timeout: float) -> None:
+        """Handle what the runs report for up to ``timeout`` seconds; reap the ended ones."""
+        if not self.children:
+            time.sleep(timeout)
+            self.listener.flush()
+            return
+        for key, _ in self._selector.select(self._timeout(timeout)):
+            # An earlier event of this batch may have closed this descriptor.
+            child = key.data
+            if child is None:
+                self._note_exits()
+            elif child.conn_open and key.fileobj is child.conn:
+                self._read_messages(child)
+            elif key.fd == child.exit_fd:
+                child.exited = True
+            elif key.fd == child.out_fd:
+                # Messages first: the step_started sent before these bytes says whose
+                # they are.
+                if child.conn_open:
+                    self._read_messages(child)
+                self._read_output(child)
+        self._enforce_deadlines()
+        for child in [c for c in self.children.values() if c.ended]:
+            self._reap(child)
+        self.listener.flush()
+
+    def stop(self, run_id: str, *, grace: float, reason: str = "stopped by request") -> bool:
+        """SIGTERM a run's process group, and SIGKILL it after ``grace`` seconds; it is
+        reported KILLED with ``reason``. False when the run is not running here."""
+        child = self.children.get(run_id)
+        if child is None or child.stop_reason is not None:
+            return False
+        child.stop_reason = reason
+        child.kill_at = time.monotonic() + grace
+        _signal_group(child.pid, signal.SIGTERM)
+        return True
+
+    def kill_all(self, reason: str) -> None:
+        """SIGKILL every run now and report each KILLED with ``reason``."""
+        for child in self.children.values():
+            child.stop_reason = child.stop_reason or reason
+            _signal_group(child.pid, signal.SIGKILL)
+        for child in list(self.children.values()):
+            self._reap(child)
+        self.listener.flush(force=True)
+
+    def close(self) -> None:
+        self._selector.close()
+        if self._server is not None:
+            self._server.close()
             self._server = None
 
-    # -- parent side -------------------------------------------------------------------
+    # -- internals ---------------------------------------------------------------------
 
-    def _spawn(self, pipeline: pipelines.PipelineDefinition, task: RunTask) -> _Child:
+    def _server_body(self, task: RunTask, message_fd: int, output_fd: int) -> None:
+        """A run's body as the fork server calls it, with the engine's descriptors."""
+        writer = multiprocessing.connection.Connection(message_fd, readable=False)
+        runprocess.run(self.resolve(task), task, writer, output_fd, self.executor.outputs)
+
+    def _spawn(self, task: RunTask, pipeline: pipelines.PipelineDefinition) -> _Child:
         reader, writer = multiprocessing.Pipe(duplex=False)
         out_r, out_w = os.pipe()
         os.set_blocking(out_r, False)
-        now = time.monotonic()
-        deadline = now + self.run_timeout if self.run_timeout else None
+        timeout = task.run_timeout or self.executor.run_timeout
+        deadline = time.monotonic() + timeout if timeout else None
+        if task.memory_limit_mb is None and self.executor.memory_limit_mb:
+            task = dataclasses.replace(task, memory_limit_mb=self.executor.memory_limit_mb)
         if self._server is not None:
             pid = self._server.spawn(task, writer.fileno(), out_w)
             writer.close()
             os.close(out_w)
-            return _Child(task, pid, reader, out_r, now, deadline, via_server=True)
+            return _Child(task, pid, reader, out_r, deadline, via_server=True)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the run's process; never returns
-            code = _CHILD_INTERNAL_ERROR
+            code = runprocess.INTERNAL_ERROR
             try:
                 reader.close()
                 os.close(out_r)
-                self._child(pipeline, task, writer, out_w)
+                runprocess.run(pipeline, task, writer, out_w, self.executor.outputs)
                 code = 0
             except BaseException:
-                try:
-                    import traceback
-
+                with contextlib.suppress(BaseException):
                     os.write(2, traceback.format_exc().encode(errors="replace"))
-                except BaseException:
-                    pass
             finally:
                 os._exit(code)
         writer.close()
         os.close(out_w)
         with contextlib.suppress(OSError):  # the child did it first, or is already gone
             os.setpgid(pid, pid)
-        return _Child(task, pid, reader, out_r, now, deadline, exit_fd=_pidfd(pid))
+        return _Child(task, pid, reader, out_r, deadline, exit_fd=_pidfd(pid))
 
-    def _select_timeout(self, children: dict[int, _Child]) -> float:
-        """Wake at least every 50 ms, so the listener can flush what it holds."""
-        deadlines = [c.deadline for c in children.values() if c.deadline is not None]
-        if not deadlines:
-            return 0.05
-        return max(0.0, min(0.05, min(deadlines) - time.monotonic()))
+    def _timeout(self, most: float) -> float:
+        """Wake by the next deadline, and at least every ``most`` seconds (so the listener
+        can flush what it holds)."""
+        ends = [c.deadline for c in self.children.values() if c.deadline is not None]
+        ends += [c.kill_at for c in self.children.values() if c.kill_at is not None]
+        if not ends:
+            return most
+        return max(0.0, min(most, min(ends) - time.monotonic()))
 
-    def _enforce_deadlines(self, children: dict[int, _Child]) -> None:
+    def _enforce_deadlines(self) -> None:
         now = time.monotonic()
-        for child in children.values():
+        for child in self.children.values():
             if child.deadline is not None and now >= child.deadline and not child.timed_out:
                 child.timed_out = True
-                _kill_group(child.pid)
+                _signal_group(child.pid, signal.SIGKILL)
+            if child.kill_at is not None and now >= child.kill_at:
+                child.kill_at = None
+                _signal_group(child.pid, signal.SIGKILL)
 
-    def _read_messages(
-        self, child: _Child, listener: RunListener, selector: selectors.BaseSelector
-    ) -> None:
+    def _note_exits(self) -> None:
+        assert self._server is not None
+        by_pid = {c.pid: c for c in self.children.values()}
+        for pid, status in self._server.exits():
+            child = by_pid.get(pid)
+            if child is not None:
+                child.status = status
+
+    def _read_messages(self, child: _Child) -> None:
         run_id = child.task.run_id
+        listener = self.listener
         try:
             while child.conn.poll():
                 message = child.conn.recv()
@@ -286,7 +350,7 @@ class ProcessExecutor:
                 if kind == "step_finished" and child.out_fd != -1:
                     # Bytes written straight to fds 1/2 before a step finished are that
                     # step's; the runner writes nothing between steps.
-                    self._read_output(child, listener, selector)
+                    self._read_output(child)
                 if kind == "step_started":
                     child.current_step = message[1]
                     listener.step_started(run_id, message[1], message[2])
@@ -302,13 +366,11 @@ class ProcessExecutor:
                 elif kind == "done":
                     child.finished_normally = True
         except (EOFError, OSError):
-            selector.unregister(child.conn)
+            self._selector.unregister(child.conn)
             child.conn.close()
             child.conn_open = False
 
-    def _read_output(
-        self, child: _Child, listener: RunListener, selector: selectors.BaseSelector
-    ) -> None:
+    def _read_output(self, child: _Child) -> None:
         """Bytes the run's process wrote straight to fds 1 and 2 (C code, faulthandler)."""
         if child.out_fd == -1:
             return
@@ -319,7 +381,7 @@ class ProcessExecutor:
             except BlockingIOError:
                 break
             if not data:
-                selector.unregister(child.out_fd)
+                self._selector.unregister(child.out_fd)
                 os.close(child.out_fd)
                 child.out_fd = -1
                 break
@@ -337,152 +399,47 @@ class ProcessExecutor:
             for line in lines
         ]
         if out:
-            listener.log_lines(child.task.run_id, out)
+            self.listener.log_lines(child.task.run_id, out)
 
-    def _reap(
-        self,
-        child: _Child,
-        listener: RunListener,
-        selector: selectors.BaseSelector,
-        *,
-        killed: bool = False,
-    ) -> None:
+    def _reap(self, child: _Child) -> None:
         if not child.via_server:
             _, status = os.waitpid(child.pid, 0)
         elif child.status is not None:
             status = child.status
         else:  # killed just now: the fork server reaps it and says so
             assert self._server is not None
-            status = self._server.wait_exit(child.pid, 5.0) or signal.SIGKILL
+            found = self._server.wait_exit(child.pid, 5.0)
+            status = signal.SIGKILL if found is None else found
         if child.conn_open:  # what it sent just before exiting; a grandchild may hold it open
-            self._read_messages(child, listener, selector)
+            self._read_messages(child)
         if child.conn_open:
-            selector.unregister(child.conn)
+            self._selector.unregister(child.conn)
             child.conn.close()
             child.conn_open = False
         if child.exit_fd is not None:
-            selector.unregister(child.exit_fd)
+            self._selector.unregister(child.exit_fd)
             os.close(child.exit_fd)
             child.exit_fd = None
         if child.out_fd != -1:
-            self._read_output(child, listener, selector)
+            self._read_output(child)
             if child.out_fd != -1:
-                selector.unregister(child.out_fd)
+                self._selector.unregister(child.out_fd)
                 os.close(child.out_fd)
                 child.out_fd = -1
-        _kill_group(child.pid)  # anything the run started and left behind
+        _signal_group(child.pid, signal.SIGKILL)  # anything the run started and left behind
+        del self.children[child.task.run_id]
         problem = None
+        killed = child.stop_reason is not None
         if killed:
-            problem = "run stopped: runyard was interrupted"
+            problem = child.stop_reason
         elif child.timed_out:
-            problem = f"run timed out after {self.run_timeout:g} s"
+            timeout = child.task.run_timeout or self.executor.run_timeout or 0
+            problem = f"run timed out after {timeout:g} s"
         elif not child.finished_normally or status != 0:
             problem = f"run process {describe_exit(status)}"
-        listener.run_finished(child.task.run_id, at=time.time(), problem=problem, killed=killed)
-
-    # -- child side --------------------------------------------------------------------
-
-    def _child_from_fds(
-        self,
-        pipeline: pipelines.PipelineDefinition,
-        task: RunTask,
-        message_fd: int,
-        output_fd: int,
-    ) -> None:
-        """The run's body as the fork server calls it, with the engine's descriptors."""
-        writer = multiprocessing.connection.Connection(message_fd, readable=False)
-        self._child(pipeline, task, writer, output_fd)
-
-    def _child(
-        self,
-        pipeline: pipelines.PipelineDefinition,
-        task: RunTask,
-        writer: multiprocessing.connection.Connection,
-        out_fd: int,
-    ) -> None:
-        gc.freeze()  # the inherited objects: scanning them would copy their pages
-        os.setpgid(0, 0)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        os.close(out_fd)
-        faulthandler.enable(file=sys.__stderr__ or sys.stderr)
-        if self.memory_limit_mb:
-            limit = self.memory_limit_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        lock = threading.Lock()
-
-        def send(message: tuple[Any, ...]) -> None:
-            with lock:
-                writer.send(message)
-
-        lines = capture.Capture(lambda batch: send(("log_lines", batch)))
-        lines.install()
-        observer = _ChildObserver(task.run_id, send, self.outputs, lines)
-        runner.execute(
-            pipeline,
-            task.params,
-            observer,
-            run_id=task.run_id,
-            job_id=task.job_id,
-            keep_outputs=False,
+        self.listener.run_finished(
+            child.task.run_id, at=time.time(), problem=problem, killed=killed
         )
-        lines.flush()
-        send(("done",))
-        writer.close()
-
-
-class _ChildObserver:
-    def __init__(
-        self,
-        run_id: str,
-        send: Callable[[tuple[Any, ...]], None],
-        outputs: OutputStore,
-        lines: capture.Capture,
-    ) -> None:
-        self.run_id = run_id
-        self.send = send
-        self.outputs = outputs
-        self.lines = lines
-
-    def step_started(self, step: str, at: float) -> None:
-        self.send(("step_started", step, at))
-
-    def output_ready(self, step: str, output: str, value: Any) -> None:
-        uri, size, serializer = self.outputs.put(self.run_id, step, output, value)
-        self.send(("output_stored", step, output, uri, size, serializer, time.time()))
-
-    def step_finished(
-        self, step: str, state: states.StepState, at: float, error: boundary.UserError | None
-    ) -> None:
-        self.lines.flush()
-        self.send(("step_finished", step, state.value, at, error))
-
-
-def describe_exit(status: int) -> str:
-    """Say how a process ended, from a ``waitpid`` status."""
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(number).name
-        except ValueError:
-            name = f"signal {number}"
-        return f"was killed by {name}"
-    code = os.WEXITSTATUS(status)
-    if code == _CHILD_INTERNAL_ERROR:
-        return f"exited with code {code} (a runyard error in the run's process; see its logs)"
-    return f"exited with code {code}"
-
-
-def _note_exits(server: forkserver.ForkServer, children: dict[int, _Child]) -> None:
-    for pid, status in server.exits():
-        child = children.get(pid)
-        if child is not None:
-            child.status = status
 
 
 def _pidfd(pid: int) -> int | None:
@@ -493,6 +450,6 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def _kill_group(pid: int) -> None:
+def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, sig)

@@ -1,0 +1,132 @@
+"""The run's own process: what happens in it between its fork and its ``os._exit``.
+
+It becomes its own process group (so a stop or timeout kills everything it started), sends
+fds 1/2 to the engine's output pipe, captures what steps print and log, applies the run's
+memory limit, runs the steps, and reports each event to the engine over its message pipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import faulthandler
+import gc
+import multiprocessing.connection
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from runyard.core import pipelines, records, states
+from runyard.execution import boundary, capture, runner
+
+__all__ = ["INTERNAL_ERROR", "OutputStore", "RunTask", "describe_exit", "run"]
+
+INTERNAL_ERROR = 70  # the exit code of a run process that failed in runyard's own code
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunTask:
+    """One run to execute, with what its process needs to know."""
+
+    run_id: str
+    job_id: str
+    params: records.RunParams
+    pipeline_ref: str = ""  # where to load the pipeline from, for a process that has not
+    run_timeout: float | None = None
+    memory_limit_mb: int | None = None
+
+
+class OutputStore(Protocol):
+    def put(self, run_id: str, step: str, output: str, value: Any) -> tuple[str, int, str]:
+        """Store one output value; returns (uri, size, serializer)."""
+        ...
+
+
+def run(
+    pipeline: pipelines.PipelineDefinition,
+    task: RunTask,
+    writer: multiprocessing.connection.Connection,
+    out_fd: int,
+    outputs: OutputStore,
+) -> None:
+    """Execute ``task`` in this (freshly forked) process, reporting through ``writer``."""
+    gc.freeze()  # the inherited objects: scanning them would copy their pages
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.close(out_fd)
+    faulthandler.enable(file=sys.__stderr__ or sys.stderr)
+    if task.memory_limit_mb:
+        limit = task.memory_limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    lock = threading.Lock()
+
+    def send(message: tuple[Any, ...]) -> None:
+        with lock:
+            writer.send(message)
+
+    lines = capture.Capture(lambda batch: send(("log_lines", batch)))
+    lines.install()
+    observer = _Observer(task.run_id, send, outputs, lines)
+    runner.execute(
+        pipeline,
+        task.params,
+        observer,
+        run_id=task.run_id,
+        job_id=task.job_id,
+        keep_outputs=False,
+    )
+    lines.flush()
+    send(("done",))
+    writer.close()
+
+
+class _Observer:
+    def __init__(
+        self,
+        run_id: str,
+        send: Callable[[tuple[Any, ...]], None],
+        outputs: OutputStore,
+        lines: capture.Capture,
+    ) -> None:
+        self.run_id = run_id
+        self.send = send
+        self.outputs = outputs
+        self.lines = lines
+
+    def step_started(self, step: str, at: float) -> None:
+        self.send(("step_started", step, at))
+
+    def output_ready(self, step: str, output: str, value: Any) -> None:
+        uri, size, serializer = self.outputs.put(self.run_id, step, output, value)
+        self.send(("output_stored", step, output, uri, size, serializer, time.time()))
+
+    def step_finished(
+        self, step: str, state: states.StepState, at: float, error: boundary.UserError | None
+    ) -> None:
+        self.lines.flush()
+        self.send(("step_finished", step, state.value, at, error))
+
+
+def describe_exit(status: int) -> str:
+    """Say how a process ended, from a ``waitpid`` status."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"was killed by {name}"
+    code = os.WEXITSTATUS(status)
+    if code == INTERNAL_ERROR:
+        return f"exited with code {code} (a runyard error in the run's process; see its logs)"
+    return f"exited with code {code}"
