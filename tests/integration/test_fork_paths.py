@@ -3,15 +3,20 @@ both paths isolate runs the same way."""
 
 import os
 import pathlib
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 
 import pytest
 
 from runyard.app import service
 from runyard.core import pipelines, states
-from runyard.execution import forkserver
+from runyard.execution import forkserver, loader, processes
+from runyard.storage import artifacts
 
 R = states.RunState
+FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "pipelines"
 Load = Callable[[str], pipelines.PipelineDefinition]
 
 
@@ -50,3 +55,83 @@ def test_each_path_isolates_runs_and_reaps_them(
     # Every run process (and the fork server) has been reaped: none is left a zombie.
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+def test_many_runs_that_end_at_once_all_finish(tmp_path: pathlib.Path) -> None:
+    # A run that exits as soon as it starts makes the fork server's "forked" and "exited"
+    # reports arrive together; none may be lost, or the engine would wait forever. In a
+    # subprocess, so that a hang fails the test instead of stalling the suite.
+    script = f"""
+from runyard.app import service, settings
+from runyard.execution import loader
+app = service.Runyard.open(settings.Settings.from_env({{}}, home={str(tmp_path)!r}))
+pipe = loader.load_pipeline({str(FIXTURES / "instant.py")!r} + ":instant")
+for _ in range(30):  # each job's end is where a lost report would leave the engine waiting
+    job = app.create_job(pipe.pipeline, grid={{"nothing": {{"n": [1, 2, 3, 4]}}}},
+                         pipeline_ref=pipe.reference)
+    done = app.execute_job(job.id, pipe.pipeline, max_parallel_runs=4)
+    assert done.state.value == "SUCCESS", done
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+class _Heard:
+    """A RunListener that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.finished: dict[str, str | None] = {}
+
+    def run_started(self, run_id: str, *, worker: str, at: float) -> None:
+        self.started.append(run_id)
+
+    def step_started(self, run_id: str, step: str, at: float) -> None:
+        assert run_id in self.started, "a step was reported before its run started"
+
+    def output_stored(self, run_id: str, *args: object) -> None:
+        pass
+
+    def step_finished(self, run_id: str, *args: object) -> None:
+        pass
+
+    def log_lines(self, run_id: str, lines: object) -> None:
+        pass
+
+    def run_finished(
+        self, run_id: str, *, at: float, problem: str | None, killed: bool = False
+    ) -> None:
+        self.finished[run_id] = problem
+
+    def flush(self, *, force: bool = False) -> None:
+        pass
+
+
+def test_reports_read_while_waiting_for_one_run_are_not_left_unread(
+    tmp_path: pathlib.Path,
+) -> None:
+    pipe = loader.load_pipeline(f"{FIXTURES / 'instant.py'}:instant").pipeline
+    heard = _Heard()
+    executor = processes.ProcessExecutor(
+        max_parallel=2, outputs=artifacts.ArtifactStore(str(tmp_path))
+    )
+    with executor.session(lambda task: pipe, heard) as session:
+        for run_id in ("a", "b"):
+            session.start(
+                processes.RunTask(run_id, "job", {"pipeline": {}, "steps": {"nothing": {}}}),
+                pipe,
+            )
+        time.sleep(0.5)  # both runs fork, run and exit: four reports wait on the socket
+        # Waiting for run a's pid reads all four; nothing more will ever arrive, so what
+        # was read must still be acted on.
+        session._ensure_pid(session.children["a"])
+        for _ in range(40):
+            if not session.running:
+                break
+            session.poll(0.05)
+        assert session.running == 0
+    assert heard.finished == {"a": None, "b": None}

@@ -9,19 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pathlib
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from runyard import errors
-from runyard.app import gridfile, recorder, settings
+from runyard.app import gridfile, settings
 from runyard.core import grid as grid_mod
 from runyard.core import pipelines, records, states
-from runyard.execution import loader, processes
+from runyard.execution import loader
 from runyard.storage import artifacts as artifacts_mod
 from runyard.storage import store as store_mod
+from runyard.worker import engine, recorder
 
 __all__ = ["Runyard", "connect", "create_job"]
 
@@ -79,6 +79,9 @@ class Runyard:
         max_parallel_runs: int | None = None,
         allow_large_grid: bool = False,
         pipeline_ref: str | None = None,
+        run_timeout: float | None = None,
+        memory_limit_mb: int | None = None,
+        priority: int = 0,
     ) -> records.JobSummary:
         """Validate the grid, expand it, and store the job with its selected runs.
 
@@ -119,6 +122,8 @@ class Runyard:
             max_parallel_runs=parallel,
             run_count=len(selected),
             created_at=now,
+            run_timeout=run_timeout,
+            memory_limit_mb=memory_limit_mb,
         )
         runs = [
             records.Run(
@@ -128,6 +133,7 @@ class Runyard:
                 params=params,
                 state=states.RunState.CREATED,
                 created_at=now,
+                priority=priority,
             )
             for index, params in selected
         ]
@@ -177,27 +183,24 @@ class Runyard:
                 f"{job.pipeline_name!r} but {pipeline.version} is loaded; create a new job"
             )
         self.store.queue_runs(job.id, at=self.clock())
-        rec = recorder.Recorder(
-            self.store, pipeline, on_step=on_step, on_run_finished=on_run_finished
-        )
-        worker = f"{socket.gethostname()}:{os.getpid()}"
-
-        def claim(n: int) -> list[processes.RunTask]:
-            claimed = self.store.claim_runs(
-                job_id=job.id, worker=worker, limit=n, at=self.clock(), within_limits=False
-            )
-            for run in claimed:
-                rec.track(run)
-            return [processes.RunTask(r.id, r.job_id, r.params) for r in claimed]
-
-        executor = processes.ProcessExecutor(
-            max_parallel=max_parallel_runs or job.max_parallel_runs,
-            outputs=self.artifacts,
-            run_timeout=run_timeout,
-            memory_limit_mb=memory_limit_mb,
+        worker = engine.Worker(
+            self.store,
+            self.artifacts,
+            options=engine.WorkerOptions(
+                slots=max_parallel_runs or job.max_parallel_runs,
+                run_timeout=run_timeout,
+                memory_limit_mb=memory_limit_mb,
+            ),
+            kind="foreground",
+            job_id=job.id,
+            pipeline=pipeline,
+            exit_when_idle=True,
+            on_step=on_step,
+            on_run_finished=on_run_finished,
+            clock=self.clock,
         )
         try:
-            executor.execute(pipeline, claim, rec)
+            worker.run()
         except BaseException:
             # Interrupted: the executor has killed and recorded the runs it had started;
             # nothing here will start the rest, so they end too rather than wait forever.

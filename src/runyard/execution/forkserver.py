@@ -44,6 +44,8 @@ class ForkServer:
         self.pid = pid
         self.sock = sock
         self._exits: list[tuple[int, int]] = []
+        self._spawned: dict[str, int] = {}
+        self._gone = False
 
     @classmethod
     def start(cls, body: RunBody) -> ForkServer | None:
@@ -70,56 +72,86 @@ class ForkServer:
         return cls(pid, ours)
 
     def fileno(self) -> int:
-        """Readable when exit reports are waiting: then call ``exits``."""
+        """Readable when reports wait: then call ``reports``."""
         return self.sock.fileno()
 
-    def spawn(self, task: Any, message_fd: int, output_fd: int) -> int:
-        """Fork a run of ``task`` writing to the two descriptors; returns its pid.
+    def request(self, key: str, task: Any, message_fd: int, output_fd: int) -> None:
+        """Ask for a run of ``task`` writing to the two descriptors; never waits for the
+        fork. Its pid comes later, under ``key``, from ``reports`` or ``wait_spawned``.
 
         The caller keeps its own copies of the descriptors and should close them.
         """
-        socket.send_fds(self.sock, [pickle.dumps(task)], [message_fd, output_fd])
-        while True:
-            message = self._receive(block=True)
-            if message is None:
-                raise RuntimeError("the fork server stopped; see the run logs")
-            if message[0] == "spawned":
-                return int(message[1])
-            self._exits.append((message[1], message[2]))
+        socket.send_fds(self.sock, [pickle.dumps((key, task))], [message_fd, output_fd])
 
-    def exits(self) -> list[tuple[int, int]]:
-        """(pid, waitpid status) of every run reaped since the last call; never blocks."""
-        out, self._exits = self._exits, []
-        while (message := self._receive(block=False)) is not None:
-            if message[0] == "exit":
-                out.append((message[1], message[2]))
-        return out
+    def reports(self) -> tuple[dict[str, int], list[tuple[int, int]]]:
+        """Every report since the last call, read in one go and never blocking: the pid of
+        each run forked, by key, and (pid, waitpid status) of each run reaped. Read
+        together, so a run's exit never arrives before the pid it belongs to."""
+        self._drain(block=False)
+        spawned, self._spawned = self._spawned, {}
+        exits, self._exits = self._exits, []
+        return spawned, exits
+
+    def wait_spawned(self, key: str, timeout: float = 60.0) -> int:
+        """Block until the run requested under ``key`` has been forked; its pid.
+
+        Raises ``RuntimeError`` when the server has gone or has not answered in ``timeout``
+        seconds (a fork takes milliseconds).
+        """
+        deadline = time.monotonic() + timeout
+        while key not in self._spawned:
+            remaining = deadline - time.monotonic()
+            if self._gone or remaining <= 0:
+                raise RuntimeError(
+                    f"the fork server did not start run {key}: "
+                    + ("it has stopped" if self._gone else f"no answer in {timeout:g} s")
+                )
+            select.select([self.sock], [], [], remaining)
+            self._drain(block=False)
+        return self._spawned.pop(key)
 
     def wait_exit(self, pid: int, timeout: float) -> int | None:
         """Block until run ``pid`` is reaped; its status, or None after ``timeout``."""
         deadline = time.monotonic() + timeout
-        others: list[tuple[int, int]] = []
-        try:
-            while True:
-                for found, status in self.exits():
-                    if found == pid:
-                        return status
-                    others.append((found, status))
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                select.select([self.sock], [], [], remaining)
-        finally:
-            self._exits = others + self._exits
+        while True:
+            for index, (found, status) in enumerate(self._exits):
+                if found == pid:
+                    del self._exits[index]
+                    return status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._gone:
+                return None
+            select.select([self.sock], [], [], remaining)
+            self._drain(block=False)
 
-    def close(self) -> None:
-        """Stop the server (it kills any run still going) and reap it."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the server (it kills any run still going) and reap it; kill it if it has
+        not gone in ``timeout`` seconds."""
         with contextlib.suppress(OSError):
             self.sock.close()
+        deadline = time.monotonic() + timeout
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
+            while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                    os.waitpid(self.pid, 0)
+                    break
+                time.sleep(0.002)
+
+    def _drain(self, *, block: bool) -> bool:
+        """Read the server's reports: all that wait, and with ``block`` at least one.
+        False once the server has gone."""
+        while (message := self._receive(block=block)) is not None:
+            if message[0] == "spawned":
+                self._spawned[message[1]] = message[2]
+            else:
+                self._exits.append((message[1], message[2]))
+            block = False
+        return not self._gone
 
     def _receive(self, *, block: bool) -> tuple[Any, ...] | None:
+        if self._gone:
+            return None
         self.sock.setblocking(block)
         try:
             data = self.sock.recv(_MAX_MESSAGE)
@@ -128,6 +160,7 @@ class ForkServer:
         finally:
             self.sock.setblocking(True)
         if not data:
+            self._gone = True
             return None
         message: tuple[Any, ...] = pickle.loads(data)
         return message
@@ -166,6 +199,7 @@ def _serve(sock: socket.socket, body: RunBody) -> None:
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(pid, 0)
                 return
+            key, task = pickle.loads(data)
             pid = os.fork()
             if pid == 0:  # the run
                 code = _INTERNAL_ERROR
@@ -176,7 +210,7 @@ def _serve(sock: socket.socket, body: RunBody) -> None:
                     sock.close()
                     os.close(wake_r)
                     os.close(wake_w)
-                    body(pickle.loads(data), fds[0], fds[1])
+                    body(task, fds[0], fds[1])
                     code = 0
                 except BaseException:
                     with contextlib.suppress(BaseException):
@@ -188,7 +222,7 @@ def _serve(sock: socket.socket, body: RunBody) -> None:
             for fd in fds:
                 os.close(fd)
             runs.add(pid)
-            sock.send(pickle.dumps(("spawned", pid)))
+            sock.send(pickle.dumps(("spawned", key, pid)))
         while runs:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:

@@ -89,7 +89,7 @@ class RunListener(Protocol):
 @dataclasses.dataclass(eq=False)
 class _Child:
     task: RunTask
-    pid: int
+    pid: int | None  # None until the fork server says which process it forked
     conn: multiprocessing.connection.Connection
     out_fd: int
     deadline: float | None  # monotonic time its timeout kills it
@@ -104,6 +104,7 @@ class _Child:
     exited: bool = False
     via_server: bool = False  # forked by the fork server, which reports its exit status
     status: int | None = None  # its waitpid status, once known
+    requested_at: float = 0.0  # when it was asked for (unix time)
 
     @property
     def ended(self) -> bool:
@@ -185,6 +186,7 @@ class Session:
         self._server = (
             forkserver.ForkServer.start(self._server_body) if executor.use_fork_server else None
         )
+        self._early_exits: dict[int, int] = {}  # exits reported before their pid was bound
         if self._server is not None:
             self._selector.register(self._server.fileno(), selectors.EVENT_READ, None)
 
@@ -216,9 +218,8 @@ class Session:
         self._selector.register(child.out_fd, selectors.EVENT_READ, child)
         if child.exit_fd is not None:
             self._selector.register(child.exit_fd, selectors.EVENT_READ, child)
-        self.listener.run_started(task.run_id, worker=f"{_HOST}:{child.pid}", at=time.time())
-        if self._server is not None:
-            self._note_exits()
+        if child.pid is not None:
+            self.listener.run_started(task.run_id, worker=f"{_HOST}:{child.pid}", at=time.time())
 
     def poll(self, timeout: float) -> None:
         """Handle what the runs report for up to ``timeout`` seconds; reap the ended ones."""
@@ -230,7 +231,7 @@ class Session:
             # An earlier event of this batch may have closed this descriptor.
             child = key.data
             if child is None:
-                self._note_exits()
+                pass  # the fork server's reports: read below, every time
             elif child.conn_open and key.fileobj is child.conn:
                 self._read_messages(child)
             elif key.fd == child.exit_fd:
@@ -241,6 +242,10 @@ class Session:
                 if child.conn_open:
                     self._read_messages(child)
                 self._read_output(child)
+        if self._server is not None:
+            # Every time, not only when its socket is readable: a wait for one run's pid
+            # may already have read other reports off the socket.
+            self._note_server()
         self._enforce_deadlines()
         for child in [c for c in self.children.values() if c.ended]:
             self._reap(child)
@@ -252,6 +257,7 @@ class Session:
         child = self.children.get(run_id)
         if child is None or child.stop_reason is not None:
             return False
+        self._ensure_pid(child)
         child.stop_reason = reason
         child.kill_at = time.monotonic() + grace
         _signal_group(child.pid, signal.SIGTERM)
@@ -260,6 +266,7 @@ class Session:
     def kill_all(self, reason: str) -> None:
         """SIGKILL every run now and report each KILLED with ``reason``."""
         for child in self.children.values():
+            self._ensure_pid(child)
             child.stop_reason = child.stop_reason or reason
             _signal_group(child.pid, signal.SIGKILL)
         for child in list(self.children.values()):
@@ -288,10 +295,12 @@ class Session:
         if task.memory_limit_mb is None and self.executor.memory_limit_mb:
             task = dataclasses.replace(task, memory_limit_mb=self.executor.memory_limit_mb)
         if self._server is not None:
-            pid = self._server.spawn(task, writer.fileno(), out_w)
+            self._server.request(task.run_id, task, writer.fileno(), out_w)
             writer.close()
             os.close(out_w)
-            return _Child(task, pid, reader, out_r, deadline, via_server=True)
+            return _Child(
+                task, None, reader, out_r, deadline, via_server=True, requested_at=time.time()
+            )
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -326,21 +335,44 @@ class Session:
         now = time.monotonic()
         for child in self.children.values():
             if child.deadline is not None and now >= child.deadline and not child.timed_out:
+                self._ensure_pid(child)
                 child.timed_out = True
                 _signal_group(child.pid, signal.SIGKILL)
             if child.kill_at is not None and now >= child.kill_at:
                 child.kill_at = None
                 _signal_group(child.pid, signal.SIGKILL)
 
-    def _note_exits(self) -> None:
+    def _note_server(self) -> None:
+        """Take the fork server's reports: which process each run got, which exited."""
         assert self._server is not None
-        by_pid = {c.pid: c for c in self.children.values()}
-        for pid, status in self._server.exits():
+        spawned, exits = self._server.reports()
+        for run_id, pid in spawned.items():
+            child = self.children.get(run_id)
+            if child is not None and child.pid is None:
+                self._bind(child, pid)
+        by_pid = {c.pid: c for c in self.children.values() if c.pid is not None}
+        for pid, status in exits:
             child = by_pid.get(pid)
             if child is not None:
                 child.status = status
+            else:  # its pid is known only to a report not read yet
+                self._early_exits[pid] = status
+
+    def _ensure_pid(self, child: _Child) -> None:
+        """Know the run's process before acting on it or reporting what it sent: the
+        listener hears that a run started before anything the run says."""
+        if child.pid is None:
+            assert self._server is not None
+            self._bind(child, self._server.wait_spawned(child.task.run_id))
+
+    def _bind(self, child: _Child, pid: int) -> None:
+        child.pid = pid
+        if pid in self._early_exits:
+            child.status = self._early_exits.pop(pid)
+        self.listener.run_started(child.task.run_id, worker=f"{_HOST}:{pid}", at=child.requested_at)
 
     def _read_messages(self, child: _Child) -> None:
+        self._ensure_pid(child)
         run_id = child.task.run_id
         listener = self.listener
         try:
@@ -374,6 +406,7 @@ class Session:
         """Bytes the run's process wrote straight to fds 1 and 2 (C code, faulthandler)."""
         if child.out_fd == -1:
             return
+        self._ensure_pid(child)
         chunks = []
         while True:
             try:
@@ -402,6 +435,8 @@ class Session:
             self.listener.log_lines(child.task.run_id, out)
 
     def _reap(self, child: _Child) -> None:
+        self._ensure_pid(child)
+        assert child.pid is not None
         if not child.via_server:
             _, status = os.waitpid(child.pid, 0)
         elif child.status is not None:
@@ -450,6 +485,8 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
+def _signal_group(pid: int | None, sig: signal.Signals) -> None:
+    if pid is None:  # callers make sure it is known; a run not forked has nothing to kill
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)

@@ -54,6 +54,28 @@ def claim(
     j = schema.jobs.c
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK})
+    if job_id is not None and not within_limits:
+        # One job's own executor: one statement takes its next runs.
+        pick = (
+            sa.select(r.id)
+            .where(r.job_id == job_id, r.state == _R.QUEUED.value)
+            .order_by(r.priority.desc(), r.queued_at, r.idx)
+            .limit(limit)
+        )
+        return list(
+            conn.execute(
+                schema.runs.update()
+                .where(r.id.in_(pick.scalar_subquery()), r.state == _R.QUEUED.value)
+                .values(
+                    state=_R.STARTING.value,
+                    started_at=at,
+                    worker=worker,
+                    worker_id=worker_id,
+                    lease_expires_at=lease_until,
+                )
+                .returning(*schema.runs.c)
+            ).all()
+        )
     if job_id is not None:
         job_ids: Sequence[str] = [job_id]
     else:

@@ -30,17 +30,18 @@ def _time(at: float) -> dt.datetime:
 
 
 class _Tracked:
-    __slots__ = ("failure", "job_id", "run", "steps")
+    __slots__ = ("failure", "job_id", "pipeline", "run", "steps")
 
-    def __init__(self, run: records.Run) -> None:
+    def __init__(self, run: records.Run, pipeline: pipelines.PipelineDefinition | None) -> None:
         self.run = run
+        self.pipeline = pipeline
         self.job_id = run.job_id
         self.steps: dict[str, records.StepRun] = {}
         self.failure: str | None = None
 
 
 class Recorder:
-    """A ``RunListener`` that records a pipeline's runs in a store.
+    """A ``RunListener`` that records runs in a store.
 
     ``on_step`` is told of every step state change; ``on_run_finished`` of every run that
     reached a final state, after it was written.
@@ -49,14 +50,12 @@ class Recorder:
     def __init__(
         self,
         store: store_mod.Store,
-        pipeline: pipelines.PipelineDefinition,
         *,
         on_step: StepCallback | None = None,
         on_run_finished: RunCallback | None = None,
         flush_interval: float = 0.025,
     ) -> None:
         self.store = store
-        self.pipeline = pipeline
         self.on_step = on_step
         self.on_run_finished = on_run_finished
         self.flush_interval = flush_interval
@@ -65,9 +64,15 @@ class Recorder:
         self._changes = store_mod.Changes()
         self._finished: list[records.Run] = []
 
-    def track(self, run: records.Run) -> None:
-        """Follow a run that has just been claimed (STARTING)."""
-        self._runs[run.id] = _Tracked(run)
+    def track(self, run: records.Run, pipeline: pipelines.PipelineDefinition) -> None:
+        """Follow a run of ``pipeline`` that has just been claimed (STARTING)."""
+        self._runs[run.id] = _Tracked(run, pipeline)
+
+    def fail_to_start(self, run: records.Run, reason: str, *, at: float) -> None:
+        """Record that a claimed run could not be started (its pipeline would not load)."""
+        tracked = _Tracked(run, None)
+        self._move_run(tracked, _R.FAILURE, _time(at), reason=reason)
+        self._finished.append(tracked.run)
 
     # -- RunListener -------------------------------------------------------------------
 
@@ -75,7 +80,8 @@ class Recorder:
         tracked = self._runs[run_id]
         when = _time(at)
         self._move_run(tracked, _R.RUNNING, when, worker=worker)
-        for node in self.pipeline:
+        assert tracked.pipeline is not None
+        for node in tracked.pipeline:
             step = records.StepRun(run_id, node.name, 1, _S.PENDING)
             tracked.steps[node.name] = step
             self._changes.steps.append(store_mod.StepTransition(tracked.job_id, step, None, when))
@@ -212,7 +218,7 @@ class Recorder:
     ) -> None:
         """The run's process is gone: no step of it is left RUNNING or PENDING."""
         failed: set[str] = {n for n, s in tracked.steps.items() if s.state is _S.FAILURE}
-        for node in self.pipeline:
+        for node in tracked.pipeline or ():
             step = tracked.steps.get(node.name)
             if step is None:
                 continue

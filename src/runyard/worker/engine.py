@@ -1,0 +1,207 @@
+"""A worker: claims runs from the store, executes them, keeps their leases alive, stops the
+ones it is asked to, and recovers runs whose worker was lost.
+
+``runyard serve`` and ``runyard worker`` run one until they are told to stop; a foreground
+``runyard job create`` runs one for its own job until the job has no run left. Several
+workers, on one host or many, can share one PostgreSQL store: claims never hand a run to
+two of them, and a run whose worker dies is found when its lease expires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+
+from runyard import errors
+from runyard.core import pipelines, records
+from runyard.execution import loader, processes
+from runyard.storage import store as store_mod
+from runyard.worker import recorder
+
+__all__ = ["Worker", "WorkerOptions"]
+
+Clock = Callable[[], dt.datetime]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How a worker paces itself. Seconds throughout."""
+
+    slots: int = os.cpu_count() or 1  # runs at once
+    lease: float = 15.0  # how long a claimed run stays ours without a heartbeat
+    heartbeat: float = 0.5  # how often leases are renewed and stop requests read
+    poll: float = 0.05  # how often to look for queued runs while idle
+    grace: float = 5.0  # between SIGTERM and SIGKILL when a run is stopped
+    reap_every: float = 2.0  # how often to look for runs whose worker was lost
+    run_timeout: float | None = None  # for runs whose job sets none
+    memory_limit_mb: int | None = None  # for runs whose job sets none
+
+
+class Worker:
+    """Executes queued runs (of every job, or of ``job_id`` only) until told to stop.
+
+    A run's pipeline is loaded from its job's file and must still have the job's version;
+    ``pipeline`` gives it instead (a foreground job's, possibly defined interactively). With
+    ``exit_when_idle`` it returns once nothing is queued for it and nothing runs.
+    """
+
+    def __init__(
+        self,
+        store: store_mod.Store,
+        outputs: processes.OutputStore,
+        *,
+        options: WorkerOptions | None = None,
+        kind: str = "worker",
+        job_id: str | None = None,
+        pipeline: pipelines.PipelineDefinition | None = None,
+        exit_when_idle: bool = False,
+        on_step: recorder.StepCallback | None = None,
+        on_run_finished: recorder.RunCallback | None = None,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self.store = store
+        self.options = options or WorkerOptions()
+        self.kind = kind
+        self.job_id = job_id
+        self.exit_when_idle = exit_when_idle
+        self.clock = clock
+        self.id = uuid.uuid4().hex
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._fixed = pipeline
+        self._jobs: dict[str, records.Job] = {}
+        self._pipelines: dict[str, pipelines.PipelineDefinition] = {}
+        self._recorder = recorder.Recorder(store, on_step=on_step, on_run_finished=on_run_finished)
+        self._executor = processes.ProcessExecutor(
+            max_parallel=self.options.slots,
+            outputs=outputs,
+            run_timeout=self.options.run_timeout,
+            memory_limit_mb=self.options.memory_limit_mb,
+        )
+        self._draining = False
+        self._killing = False
+
+    def shut_down(self, *, kill: bool = False) -> None:
+        """Stop claiming; let running runs finish, or with ``kill`` stop them now. Safe to
+        call from a signal handler."""
+        self._draining = True
+        self._killing = self._killing or kill
+
+    def run(self) -> None:
+        """Work until shut down (or, with ``exit_when_idle``, until idle)."""
+        started = self.clock()
+        self.store.register_worker(
+            records.Worker(
+                self.id,
+                socket.gethostname(),
+                os.getpid(),
+                self.kind,
+                self.options.slots,
+                started,
+                started,
+            )
+        )
+        try:
+            with self._executor.session(self._resolve_task, self._recorder) as session:
+                self._loop(session)
+        finally:
+            self.store.stop_worker(self.id, at=self.clock())
+
+    def _loop(self, session: processes.Session) -> None:
+        opts = self.options
+        next_claim = next_beat = next_reap = 0.0
+        while True:
+            now = time.monotonic()
+            if self._killing and session.running:
+                session.kill_all("run stopped: its worker was shut down")
+            if self._draining and not session.running:
+                return
+            if not self._draining and session.free > 0 and now >= next_claim:
+                asked = session.free
+                started = self._claim_and_start(session, asked)
+                next_claim = now if started == asked else now + opts.poll
+                if self.exit_when_idle and started == 0 and not session.running:
+                    return
+            if now >= next_beat:
+                at = self.clock()
+                lease_until = at + dt.timedelta(seconds=opts.lease)
+                for run_id in self.store.heartbeat(self.id, at=at, lease_until=lease_until):
+                    session.stop(run_id, grace=opts.grace)
+                next_beat = now + opts.heartbeat
+            if now >= next_reap:
+                self.store.recover_lost_runs(at=self.clock())
+                next_reap = now + opts.reap_every
+            session.poll(min(opts.poll, max(0.0, next_beat - time.monotonic())))
+
+    def _claim_and_start(self, session: processes.Session, asked: int) -> int:
+        at = self.clock()
+        claimed = self.store.claim_runs(
+            job_id=self.job_id,
+            worker=self.name,
+            limit=asked,
+            at=at,
+            worker_id=self.id,
+            lease_until=at + dt.timedelta(seconds=self.options.lease),
+            within_limits=self.job_id is None,
+        )
+        for run in claimed:
+            job = self._job(run.job_id)
+            try:
+                pipeline = self._pipeline(job)
+            except errors.RunyardError as exc:
+                self._recorder.fail_to_start(run, exc.message, at=time.time())
+                continue
+            self._recorder.track(run, pipeline)
+            session.start(
+                processes.RunTask(
+                    run.id,
+                    run.job_id,
+                    run.params,
+                    pipeline_ref=job.pipeline_ref,
+                    run_timeout=job.run_timeout,
+                    memory_limit_mb=job.memory_limit_mb,
+                ),
+                pipeline,
+            )
+        return len(claimed)
+
+    def _job(self, job_id: str) -> records.Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            job = self._jobs[job_id] = self.store.get_job(job_id)
+        return job
+
+    def _pipeline(self, job: records.Job) -> pipelines.PipelineDefinition:
+        pipeline = self._pipelines.get(job.id)
+        if pipeline is None:
+            pipeline = self._fixed or _load(job.id, job.pipeline_ref)
+            if pipeline.version != job.pipeline_version:
+                raise errors.LoadError(
+                    f"pipeline {job.pipeline_name!r} at {job.pipeline_ref} is now version "
+                    f"{pipeline.version}, but the job was made for {job.pipeline_version}; "
+                    "create a new job"
+                )
+            self._pipelines[job.id] = pipeline
+        return pipeline
+
+    def _resolve_task(self, task: processes.RunTask) -> pipelines.PipelineDefinition:
+        """In the fork server (which must not touch the store): the run's pipeline, from
+        the task alone; the server keeps each module it loads, so later runs start warm."""
+        return self._fixed or _load(task.job_id, task.pipeline_ref)
+
+
+def _load(job_id: str, reference: str) -> pipelines.PipelineDefinition:
+    if not reference:
+        raise errors.LoadError(
+            f"job {job_id} has no pipeline file on record (it was defined interactively); "
+            "only the process that created it can execute it"
+        )
+    return loader.load_pipeline(reference).pipeline
