@@ -270,6 +270,52 @@ class Runyard:
     ) -> list[records.Event]:
         return self.store.list_events(job_id=job_id, run_id=run_id, after=after)
 
+    # -- engines and stopping ------------------------------------------------------------
+
+    def engines(self, *, within: float = 5.0) -> list[records.Worker]:
+        """The engines (``runyard serve`` / ``runyard worker``) serving this store: those
+        that sent a heartbeat in the last ``within`` seconds."""
+        since = self.clock() - dt.timedelta(seconds=within)
+        return [w for w in self.store.live_workers(since=since) if w.kind != "foreground"]
+
+    def worker(
+        self,
+        *,
+        kind: str,
+        options: engine.WorkerOptions,
+        on_run_finished: recorder.RunCallback | None = None,
+    ) -> engine.Worker:
+        """A worker executing this store's queued runs; call ``run()`` on it."""
+        return engine.Worker(
+            self.store,
+            self.artifacts,
+            options=options,
+            kind=kind,
+            on_run_finished=on_run_finished,
+            clock=self.clock,
+        )
+
+    def stop_job(self, job_id: str) -> records.StopOutcome:
+        """Stop every run of a job: queued ones never start, running ones are killed by
+        their worker (SIGTERM, then SIGKILL after its grace period)."""
+        return self.store.request_stop(at=self.clock(), job_id=self.store.get_job(job_id).id)
+
+    def stop_run(self, run_id: str) -> records.StopOutcome:
+        return self.store.request_stop(at=self.clock(), run_id=self.store.get_run(run_id).id)
+
+    def wait_runs(
+        self, run_ids: Iterable[str], *, timeout: float, poll: float = 0.1
+    ) -> list[records.Run]:
+        """Wait (at most ``timeout`` s) until these runs have finished; their records."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [self.store.get_run(r) for r in run_ids]
+            if all(r.state in states.FINISHED_RUN_STATES for r in found):
+                return found
+            if time.monotonic() >= deadline:
+                return found
+            time.sleep(poll)
+
     def wait_job(
         self,
         job_id: str,

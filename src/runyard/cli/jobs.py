@@ -52,6 +52,10 @@ MemoryLimitOpt = Annotated[
         help="Cap each run's memory; going over fails the run with MemoryError.",
     ),
 ]
+PriorityOpt = Annotated[
+    int,
+    typer.Option("--priority", help="Runs of higher priority start first; FIFO within one."),
+]
 StepParamOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -69,8 +73,6 @@ def execute_with_progress(
     loaded: loader.LoadedPipeline,
     *,
     show_bar: bool = True,
-    run_timeout: float | None = None,
-    memory_limit_mb: int | None = None,
 ) -> records.JobSummary:
     """Execute a job in this process with a progress bar: succeeded + failed / total."""
     total = summary.job.run_count
@@ -97,9 +99,31 @@ def execute_with_progress(
             summary.job.id,
             loaded.pipeline,
             on_run_finished=finished,
-            run_timeout=run_timeout,
-            memory_limit_mb=memory_limit_mb,
         )
+
+
+def wait_with_progress(
+    ryard: service.Runyard, summary: records.JobSummary, *, show_bar: bool = True
+) -> records.JobSummary:
+    """Follow a job an engine executes, with the same progress bar."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=render.err_console,
+        disable=not show_bar,
+        auto_refresh=False,
+    ) as bar:
+        task = bar.add_task(summary.job.pipeline_name, total=summary.job.run_count, detail="")
+
+        def progress(now: records.JobSummary) -> None:
+            ok = now.counts.get(states.RunState.SUCCESS, 0)
+            bar.update(task, completed=now.done, detail=f"{ok} succeeded, {now.done - ok} failed")
+            bar.refresh()
+
+        return ryard.wait_job(summary.job.id, on_progress=progress)
 
 
 @app.command("create")
@@ -138,6 +162,7 @@ def create(
     ] = False,
     run_timeout: RunTimeoutOpt = None,
     memory_limit: MemoryLimitOpt = None,
+    priority: PriorityOpt = 0,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the runs the grid gives; store nothing.")
     ] = False,
@@ -177,6 +202,9 @@ def create(
             max_parallel_runs=max_parallel,
             allow_large_grid=allow_large_grid,
             pipeline_ref=loaded.reference,
+            run_timeout=run_timeout,
+            memory_limit_mb=memory_limit,
+            priority=priority,
         )
         if quiet:
             render.console.print(summary.job.id)
@@ -186,15 +214,21 @@ def create(
                 f"Job {summary.job.id} created: {summary.job.run_count} run(s) of pipeline "
                 f"{loaded.pipeline.name}{grid_note}"
             )
-        # No engine serves this store yet, so the job runs here, in the foreground.
-        final = execute_with_progress(
-            ryard,
-            summary,
-            loaded,
-            show_bar=not quiet,
-            run_timeout=run_timeout,
-            memory_limit_mb=memory_limit,
-        )
+        engines = ryard.engines()
+        if engines:
+            # An engine serves this store: it runs the job; follow it only if asked.
+            ryard.start_job(summary.job.id)
+            if not quiet:
+                render.err_console.print(
+                    f"Handed to {len(engines)} engine(s); follow it with "
+                    f"`runyard job wait {summary.job.id}`",
+                    markup=False,
+                )
+            if not wait:
+                return
+            final = wait_with_progress(ryard, summary, show_bar=not quiet)
+        else:  # no engine: the job runs here, in the foreground
+            final = execute_with_progress(ryard, summary, loaded, show_bar=not quiet)
         if not quiet:
             render.console.print(
                 f"Job {final.job.id} {str(final.state).lower()}: {render.progress(final)}"
@@ -311,6 +345,44 @@ def inspect_job(
         render.console.print(f"  run {run.id} (#{run.index}) failed: {run.reason}")
     if len(failed) > 10:
         render.console.print(f"  ... and {len(failed) - 10} more failed runs")
+
+
+@app.command("stop")
+def stop_job(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, help="How long to wait for running runs.")
+    ] = 30.0,
+) -> None:
+    """Stop a job: queued runs never start, running ones are killed (SIGTERM, then SIGKILL
+    after the worker's grace period) and end KILLED."""
+    ryard = service.connect()
+    try:
+        outcome = ryard.stop_job(job_id)
+        job = ryard.get_job(job_id).job
+        report_stop(ryard, outcome, timeout=timeout, what=f"Job {job.id}")
+    finally:
+        ryard.close()
+
+
+def report_stop(
+    ryard: service.Runyard, outcome: records.StopOutcome, *, timeout: float, what: str
+) -> None:
+    """Say what a stop request did, waiting for the running runs it asked to stop."""
+    if not outcome.killed and not outcome.requested:
+        render.console.print(f"{what} has no run left to stop; nothing changed.")
+        return
+    if outcome.killed:
+        render.console.print(f"{len(outcome.killed)} run(s) that had not started: killed.")
+    if outcome.requested:
+        ended = ryard.wait_runs(outcome.requested, timeout=timeout)
+        stopped = [r for r in ended if r.state in states.FINISHED_RUN_STATES]
+        render.console.print(
+            f"{len(stopped)} of {len(ended)} running run(s) stopped"
+            + ("." if len(stopped) == len(ended) else f"; still stopping after {timeout:g} s.")
+        )
+        if len(stopped) != len(ended):
+            raise typer.Exit(1)
 
 
 @app.command("wait")

@@ -11,7 +11,7 @@ from rich.text import Text
 import runyard
 from runyard import errors
 from runyard.app import service
-from runyard.cli import jobs, render, runs
+from runyard.cli import engines, jobs, render, runs
 
 __all__ = ["app", "main"]
 
@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 app.add_typer(jobs.app, name="job")
 app.add_typer(runs.app, name="run")
+app.command("serve")(engines.serve)
+app.command("worker")(engines.worker)
 
 
 def _show_version(value: bool) -> None:

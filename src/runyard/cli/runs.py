@@ -42,8 +42,13 @@ def run_now(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag; repeatable.")] = None,
     run_timeout: jobs.RunTimeoutOpt = None,
     memory_limit: jobs.MemoryLimitOpt = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="When an engine runs it, wait for it to end."),
+    ] = False,
 ) -> None:
-    """Run a pipeline once, now, showing each step; exits 1 when it fails."""
+    """Run a pipeline once, now, showing each step; exits 1 when it fails. While an engine
+    serves the store it runs there, and this returns at once (unless --wait)."""
     loaded = loader.load_pipeline(target)
     grid = options.apply_overrides(loaded.pipeline, {}, param or [], step_param or [])
     for section in grid.values():
@@ -62,7 +67,18 @@ def run_now(
             tags=tag or [],
             max_parallel_runs=1,
             pipeline_ref=loaded.reference,
+            run_timeout=run_timeout,
+            memory_limit_mb=memory_limit,
         )
+        if ryard.engines():
+            ryard.start_job(summary.job.id)
+            (queued,) = ryard.list_runs(summary.job.id)
+            render.console.print(f"Run {queued.id} handed to the engine")
+            if not wait:
+                return
+            (run,) = ryard.wait_runs([queued.id], timeout=float("inf"))
+            _print_outcome(run)
+            return
 
         def on_step(run_id: str, step: records.StepRun) -> None:
             state = step.state
@@ -86,12 +102,37 @@ def run_now(
         )
     finally:
         ryard.close()
-    run = finished[0]
+    _print_outcome(finished[0])
+
+
+def _print_outcome(run: records.Run) -> None:
     render.console.print(
         f"Run {run.id} {run.state.lower()}" + (f": {run.reason}" if run.reason else "")
     )
     if run.state is not states.RunState.SUCCESS:
         raise typer.Exit(1)
+
+
+@app.command("stop")
+def stop_run(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A run id or its prefix.")],
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, help="How long to wait for it to stop.")
+    ] = 30.0,
+) -> None:
+    """Stop a run: a queued one never starts; a running one is killed and ends KILLED."""
+    ryard = service.connect()
+    try:
+        outcome = ryard.stop_run(run_id)
+        if outcome.finished:
+            run = ryard.get_run(outcome.finished[0])
+            render.console.print(
+                f"Run {run.id} had already finished ({run.state.lower()}); nothing changed."
+            )
+            return
+        jobs.report_stop(ryard, outcome, timeout=timeout, what=f"Run {run_id}")
+    finally:
+        ryard.close()
 
 
 @app.command("list")

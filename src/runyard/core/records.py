@@ -21,6 +21,7 @@ __all__ = [
     "Run",
     "RunParams",
     "StepRun",
+    "StopOutcome",
     "Worker",
 ]
 
@@ -64,6 +65,15 @@ class Job(_Record):
     created_at: dt.datetime
     run_timeout: float | None = None  # seconds a run may take before it is killed
     memory_limit_mb: int | None = None  # each run's address-space cap
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StopOutcome(_Record):
+    """What a stop request did: runs ended at once, runs asked to stop, runs already over."""
+
+    killed: tuple[str, ...]
+    requested: tuple[str, ...]
+    finished: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ little and keeps the limits exact.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
@@ -18,22 +17,13 @@ import sqlalchemy as sa
 from runyard.core import records, states
 from runyard.storage import schema
 
-__all__ = ["StopOutcome", "claim", "heartbeat", "recover_lost", "request_stop"]
+__all__ = ["claim", "heartbeat", "recover_lost", "request_stop"]
 
 _CLAIM_LOCK = 0x52554E5A
 _R = states.RunState
 _S = states.StepState
 ACTIVE = [s.value for s in states.ACTIVE_RUN_STATES]
 UNSTARTED = [_R.CREATED.value, _R.QUEUED.value]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StopOutcome:
-    """What a stop request did: runs ended at once, runs asked to stop, runs already over."""
-
-    killed: tuple[str, ...]
-    requested: tuple[str, ...]
-    finished: tuple[str, ...]
 
 
 def claim(
@@ -161,7 +151,7 @@ def heartbeat(
 
 def request_stop(
     conn: sa.Connection, *, at: dt.datetime, job_id: str | None, run_id: str | None
-) -> tuple[StopOutcome, list[dict[str, Any]]]:
+) -> tuple[records.StopOutcome, list[dict[str, Any]]]:
     """Stop a job's runs (or one run): unstarted ones end KILLED now, running ones are
     flagged for their worker. Returns the outcome and the events to write."""
     r = schema.runs.c
@@ -214,7 +204,7 @@ def request_stop(
             }
             for row in fresh
         ]
-    outcome = StopOutcome(
+    outcome = records.StopOutcome(
         tuple(row.id for row in killed),
         tuple(row.id for row in running),
         tuple(row.id for row in finished),

@@ -415,7 +415,7 @@ class Store:
 
     def request_stop(
         self, *, at: dt.datetime, job_id: str | None = None, run_id: str | None = None
-    ) -> leases.StopOutcome:
+    ) -> records.StopOutcome:
         """Stop a job's runs, or one run: unstarted ones end KILLED at once, running ones
         are flagged for the worker that holds them, finished ones are left as they are."""
         with self._write() as conn:

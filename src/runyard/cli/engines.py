@@ -1,0 +1,100 @@
+"""``runyard serve`` and ``runyard worker``: processes that execute queued runs until stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from runyard.app import service
+from runyard.cli import render
+from runyard.core import records
+from runyard.worker import engine
+
+__all__ = ["serve", "worker"]
+
+SlotsOpt = Annotated[
+    int | None,
+    typer.Option("--slots", min=1, help="Runs at once; default: the number of CPUs."),
+]
+LeaseOpt = Annotated[
+    float,
+    typer.Option(
+        "--lease",
+        min=1.0,
+        metavar="SECONDS",
+        help="How long a run stays this worker's without a heartbeat; after that "
+        "another worker recovers it.",
+    ),
+]
+GraceOpt = Annotated[
+    float,
+    typer.Option(
+        "--grace",
+        min=0.0,
+        metavar="SECONDS",
+        help="Between SIGTERM and SIGKILL when a run is stopped.",
+    ),
+]
+
+
+def serve(slots: SlotsOpt = None, lease: LeaseOpt = 15.0, grace: GraceOpt = 5.0) -> None:
+    """Run the embedded engine: execute every queued run of this store until stopped.
+
+    While it serves, `runyard job create` and `runyard run` hand their runs to it and return
+    at once. Ctrl-C (or SIGTERM) stops taking runs and lets running ones finish; a second
+    one stops them too.
+    """
+    _work("serve", slots, lease, grace)
+
+
+def worker(slots: SlotsOpt = None, lease: LeaseOpt = 15.0, grace: GraceOpt = 5.0) -> None:
+    """Run a worker: execute queued runs of this store (several workers, on several hosts,
+    can share one PostgreSQL store) until stopped; signals as for `runyard serve`."""
+    _work("worker", slots, lease, grace)
+
+
+def _work(kind: str, slots: int | None, lease: float, grace: float) -> None:
+    ryard = service.connect()
+    options = engine.WorkerOptions(
+        slots=slots or os.cpu_count() or 1,
+        lease=lease,
+        grace=grace,
+        heartbeat=min(0.5, lease / 3),
+    )
+
+    def finished(run: records.Run) -> None:
+        why = f": {run.reason}" if run.reason else ""
+        render.err_console.print(
+            f"run {run.id} of job {run.job_id} {run.state.lower()}{why}", markup=False
+        )
+
+    working = ryard.worker(kind=kind, options=options, on_run_finished=finished)
+    signals = {"count": 0}
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        signals["count"] += 1
+        if signals["count"] == 1:
+            working.shut_down()
+            os.write(2, b"Finishing the running runs; signal again to stop them now.\n")
+        else:
+            working.shut_down(kill=True)
+            os.write(2, b"Stopping the running runs.\n")
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    render.err_console.print(
+        f"runyard {kind} {working.name} executing runs of "
+        f"{ryard.store.engine.url.render_as_string(hide_password=True)} with "
+        f"{options.slots} slot(s); Ctrl-C to stop",
+        markup=False,
+    )
+    try:
+        working.run()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        ryard.close()
+    render.err_console.print(f"runyard {kind} {working.name} stopped", markup=False)
