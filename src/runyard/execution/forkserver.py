@@ -200,10 +200,12 @@ def _serve(sock: socket.socket, body: RunBody) -> None:
                         os.waitpid(pid, 0)
                 return
             key, task = pickle.loads(data)
+            server = os.getpid()
             pid = os.fork()
             if pid == 0:  # the run
                 code = _INTERNAL_ERROR
                 try:
+                    _die_with(server)
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     selector.close()
@@ -229,3 +231,15 @@ def _serve(sock: socket.socket, body: RunBody) -> None:
                 break
             runs.discard(pid)
             sock.send(pickle.dumps(("exit", pid, status)))
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel SIGKILL this process if ``parent`` dies (Linux): should the fork
+    server itself be killed, it cannot stop its runs, and they must not live on unseen."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the request took hold
+        os._exit(_INTERNAL_ERROR)

@@ -1,0 +1,160 @@
+"""A real ``runyard serve`` / ``runyard worker`` in a subprocess, driven through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .test_cli import EXAMPLES, Cli
+
+ETL = f"{EXAMPLES / 'etl' / 'etl.py'}:etl"
+FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "pipelines"
+CRASHY = f"{FIXTURES / 'crashy.py'}:crashy"
+
+
+class Engine:
+    """A ``runyard serve`` (or ``worker``) process on the test's store."""
+
+    def __init__(self, cli: Cli, *args: str, kind: str = "serve") -> None:
+        self.log = cli.cwd / f"{kind}-{time.monotonic_ns()}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runyard", kind, *args],
+            env=cli.env,
+            cwd=cli.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("w"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while "executing runs" not in self.log.read_text():
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "the engine did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def cli(tmp_path: pathlib.Path) -> Cli:
+    return Cli(tmp_path / "home", tmp_path, None)
+
+
+@pytest.fixture
+def engines(cli: Cli) -> Iterator[list[Engine]]:
+    started: list[Engine] = []
+    yield started
+    for engine in started:
+        engine.stop()
+
+
+def raw_job(cli: Cli, job_id: str) -> dict:
+    return json.loads(cli("job", "inspect", job_id, "--raw").stdout)
+
+
+def test_with_an_engine_serving_job_create_hands_off_and_returns_at_once(
+    cli: Cli, engines: list[Engine]
+) -> None:
+    engines.append(Engine(cli, "--slots", "2"))
+    started = time.monotonic()
+    created = cli("job", "create", ETL, "-q")
+    job_id = created.stdout.strip()
+    assert "Handed to 1 engine(s)" not in created.stdout  # -q: only the id
+    # It returned before the job could have run here: the engine runs it.
+    assert time.monotonic() - started < 5
+    assert cli("job", "wait", job_id).stdout.startswith(f"Job {job_id} success: 12 + 0 / 12")
+    runs = raw_job(cli, job_id)["runs"]
+    assert all(r["worker"] and r["state"] == "SUCCESS" for r in runs)
+
+    waited = cli("job", "create", ETL, "--wait", "--name", "followed")
+    assert "Handed to 1 engine(s)" in waited.stderr
+    assert "success: 12 + 0 / 12" in waited.stdout
+
+    one = cli("run", f"{EXAMPLES / 'fruit' / 'fruit.py'}:fruit", "--wait")
+    assert "handed to the engine" in one.stdout and "success" in one.stdout
+
+
+def test_stop_kills_running_runs_and_never_starts_queued_ones(
+    cli: Cli, engines: list[Engine], tmp_path: pathlib.Path
+) -> None:
+    engines.append(Engine(cli, "--slots", "2", "--grace", "1"))
+    args = ["-p", f"pid_dir={tmp_path}"]
+    for _ in range(4):
+        args += ["-s", "work.mode=loop"]
+    job_id = cli("job", "create", CRASHY, "-q", *args).stdout.strip()
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "loop.pid").exists() or not (tmp_path / "loop.pid").read_text():
+        assert time.monotonic() < deadline, "no run started looping"
+        time.sleep(0.05)
+    looping = int((tmp_path / "loop.pid").read_text())
+
+    started = time.monotonic()
+    stopped = cli("job", "stop", job_id)
+    assert time.monotonic() - started < 10
+    assert "2 run(s) that had not started: killed." in stopped.stdout
+    assert "2 of 2 running run(s) stopped." in stopped.stdout
+    job = raw_job(cli, job_id)
+    assert job["state"] == "KILLED" and job["run_counts"] == {"KILLED": 4}
+    reasons = {r["reason"] for r in job["runs"]}
+    assert reasons == {"stopped by request", "stopped by request during step 'work'"}
+    with pytest.raises(ProcessLookupError):
+        os.kill(looping, 0)
+    again = cli("run", "stop", job["runs"][0]["id"])
+    assert "had already finished (killed); nothing changed." in again.stdout
+
+
+def test_a_killed_workers_runs_are_recovered_by_another(
+    cli: Cli, engines: list[Engine], tmp_path: pathlib.Path
+) -> None:
+    doomed = Engine(cli, "--slots", "1", "--lease", "2", kind="worker")
+    engines.append(doomed)
+    job_id = cli(
+        "job", "create", CRASHY, "-q", "-p", f"pid_dir={tmp_path}", "-s", "work.mode=loop"
+    ).stdout.strip()
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "loop.pid").exists() or not (tmp_path / "loop.pid").read_text():
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.05)
+    looping = int((tmp_path / "loop.pid").read_text())
+
+    doomed.process.kill()  # kill -9 the worker, mid-run
+    doomed.process.wait()
+    # Its run process goes with it: nobody would record what it did.
+    deadline = time.monotonic() + 10
+    while _alive(looping):
+        assert time.monotonic() < deadline, "the lost worker's run is still running"
+        time.sleep(0.05)
+
+    engines.append(Engine(cli, "--slots", "1", "--lease", "2", kind="worker"))
+    # Once the lease runs out, the other worker ends the run: never left RUNNING.
+    deadline = time.monotonic() + 30
+    while (job := raw_job(cli, job_id))["state"] != "FAILURE":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    (run,) = job["runs"]
+    assert run["reason"].startswith("worker lost:")
+    steps = json.loads(cli("run", "inspect", run["id"], "--raw").stdout)["steps"]
+    assert {s["step_name"]: s["state"] for s in steps} == {"work": "FAILURE", "after": "KILLED"}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = pathlib.Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rpartition(")")[2].split()[0] != "Z"
