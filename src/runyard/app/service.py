@@ -17,7 +17,7 @@ from typing import Any
 from runyard import errors
 from runyard.app import gridfile, settings
 from runyard.core import grid as grid_mod
-from runyard.core import pipelines, records, states
+from runyard.core import pipelines, records, schedules, states
 from runyard.execution import loader
 from runyard.storage import artifacts as artifacts_mod
 from runyard.storage import store as store_mod
@@ -82,8 +82,10 @@ class Runyard:
         run_timeout: float | None = None,
         memory_limit_mb: int | None = None,
         priority: int = 0,
+        trigger: schedules.Trigger | None = None,
     ) -> records.JobSummary:
-        """Validate the grid, expand it, and store the job with its selected runs.
+        """Validate the grid, expand it, and store the job with its selected runs; with a
+        ``trigger`` (at a time, on a cron schedule) every tick makes a batch of them.
 
         Every value is checked against its parameter's type first; on any error
         (``GridError``, ``ParameterError``) nothing is stored.
@@ -137,7 +139,10 @@ class Runyard:
             )
             for index, params in selected
         ]
-        self.store.create_job(job, runs)
+        if trigger is not None and trigger.kind != "now":
+            self.store.create_job(job, runs, trigger=trigger, first_fire=trigger.first_fire(now))
+        else:
+            self.store.create_job(job, runs)
         return self.store.job_summary(job.id)
 
     def grid_for(
@@ -285,15 +290,39 @@ class Runyard:
         options: engine.WorkerOptions,
         on_run_finished: recorder.RunCallback | None = None,
     ) -> engine.Worker:
-        """A worker executing this store's queued runs; call ``run()`` on it."""
+        """A worker executing this store's queued runs; call ``run()`` on it. The
+        ``serve`` kind also fires the schedules' due ticks."""
         return engine.Worker(
             self.store,
             self.artifacts,
             options=options,
             kind=kind,
             on_run_finished=on_run_finished,
+            on_heartbeat=self.fire_due if kind == "serve" else None,
             clock=self.clock,
         )
+
+    # -- schedules -----------------------------------------------------------------------
+
+    def fire_due(self) -> list[tuple[str, dt.datetime, int, str | None]]:
+        """Fire every schedule tick that is due now, each exactly once."""
+        return self.store.fire_due_ticks(at=self.clock(), new_id=new_id)
+
+    def schedule(self, job_id: str) -> records.Schedule | None:
+        return self.store.get_schedule(self.store.get_job(job_id).id)
+
+    def pause(self, job_id: str, *, paused: bool = True) -> None:
+        """Pause (or resume) a scheduled job; ticks missed while paused do not fire."""
+        self.store.set_paused(self.store.get_job(job_id).id, paused=paused, at=self.clock())
+
+    def run_now(self, job_id: str) -> int:
+        """Make a batch of a scheduled job's runs now; how many."""
+        job = self.store.get_job(job_id)
+        if self.store.get_schedule(job.id) is None:
+            raise errors.UsageError(
+                f"Job {job.id} has no schedule; `run now` is for --at and --cron jobs"
+            )
+        return self.store.run_now(job.id, at=self.clock(), new_id=new_id)
 
     def stop_job(self, job_id: str) -> records.StopOutcome:
         """Stop every run of a job: queued ones never start, running ones are killed by
@@ -334,12 +363,13 @@ class Runyard:
             summary = self.store.job_summary(job_id)
             if on_progress is not None:
                 on_progress(summary)
-            if summary.done == summary.job.run_count:
+            total = sum(summary.counts.values())
+            if total and summary.done == total:
                 return summary
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"Job {job_id} has {summary.job.run_count - summary.done} run(s) still "
-                    f"unfinished after {timeout} s"
+                    f"Job {job_id} has {total - summary.done} run(s) still unfinished (or "
+                    f"none made yet) after {timeout} s"
                 )
             time.sleep(poll)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import pathlib
 from typing import Annotated
@@ -15,7 +16,7 @@ from runyard import errors
 from runyard.app import service
 from runyard.cli import options, render
 from runyard.core import grid as grid_mod
-from runyard.core import records, states
+from runyard.core import records, schedules, states
 from runyard.execution import loader
 
 __all__ = ["app", "execute_with_progress"]
@@ -163,6 +164,45 @@ def create(
     run_timeout: RunTimeoutOpt = None,
     memory_limit: MemoryLimitOpt = None,
     priority: PriorityOpt = 0,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="TIME",
+            help="Run once, at this ISO time "
+            "(2026-12-01T09:00+01:00; without a zone: in --timezone).",
+        ),
+    ] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            "--cron", metavar="EXPR", help="Run the whole grid at every tick of this cron schedule."
+        ),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option("--timezone", help="The schedule's time zone (IANA name).")
+    ] = "UTC",
+    start: Annotated[
+        str | None, typer.Option("--start", metavar="TIME", help="No tick before this.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", metavar="TIME", help="No tick after this.")
+    ] = None,
+    overlap: Annotated[
+        str,
+        typer.Option(
+            "--overlap",
+            help="When the previous tick's runs still go: skip, queue, cancel or allow.",
+        ),
+    ] = "skip",
+    catchup: Annotated[
+        str,
+        typer.Option(
+            "--catchup",
+            help="Ticks missed while no engine ran: skip, latest or all (up to --catchup-limit).",
+        ),
+    ] = "latest",
+    catchup_limit: Annotated[int, typer.Option("--catchup-limit", min=1)] = 10,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the runs the grid gives; store nothing.")
     ] = False,
@@ -183,6 +223,21 @@ def create(
     loaded = loader.load_pipeline(target)
     ryard = service.connect()
     try:
+        trigger = None
+        if at is not None or cron is not None:
+            trigger = schedules.make_trigger(
+                now=ryard.clock(),
+                at=_time("--at", at),
+                cron=cron,
+                timezone=timezone,
+                start=_time("--start", start),
+                end=_time("--end", end),
+                overlap=overlap,
+                catchup=catchup,
+                catchup_limit=catchup_limit,
+            )
+        elif start or end:
+            raise errors.UsageError("--start and --end apply to a --cron schedule only")
         grid, source, used = ryard.grid_for(loaded, params_file)
         grid = options.apply_overrides(loaded.pipeline, grid, param or [], step_param or [])
         selection: list[grid_mod.Deselection] = [
@@ -205,7 +260,11 @@ def create(
             run_timeout=run_timeout,
             memory_limit_mb=memory_limit,
             priority=priority,
+            trigger=trigger,
         )
+        if trigger is not None:
+            _report_scheduled(ryard, summary, quiet=quiet)
+            return
         if quiet:
             render.console.print(summary.job.id)
         else:
@@ -237,6 +296,35 @@ def create(
             raise typer.Exit(1)
     finally:
         ryard.close()
+
+
+def _time(option: str, text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise errors.UsageError(
+            f"{option} {text!r} is not an ISO time; give one like 2026-12-01T09:00+01:00"
+        ) from None
+
+
+def _report_scheduled(ryard: service.Runyard, summary: records.JobSummary, *, quiet: bool) -> None:
+    schedule = ryard.schedule(summary.job.id)
+    assert schedule is not None
+    if quiet:
+        render.console.print(summary.job.id)
+        return
+    when = schedule.next_fire_at.isoformat() if schedule.next_fire_at else "never"
+    render.console.print(
+        f"Job {summary.job.id} scheduled: {summary.job.run_count} run(s) of pipeline "
+        f"{summary.job.pipeline_name} at each tick; first tick {when}"
+    )
+    if not ryard.engines(within=5.0):
+        render.err_console.print(
+            "No engine serves this store yet: start `runyard serve` for the schedule to fire.",
+            markup=False,
+        )
 
 
 def _show_dry_run(
@@ -309,10 +397,13 @@ def inspect_job(
         summary = ryard.get_job(job_id)
         runs = ryard.list_runs(summary.job.id) if raw else []
         failed = [] if raw else ryard.list_runs(summary.job.id, state=states.RunState.FAILURE)
+        schedule = ryard.schedule(summary.job.id)
     finally:
         ryard.close()
     if raw:
-        render.console.print_json(render.to_json(render.job_json(summary, runs)))
+        out = render.job_json(summary, runs)
+        out["schedule"] = _schedule_json(schedule)
+        render.console.print_json(render.to_json(out))
         return
     job = summary.job
     table = Table(box=None, show_header=False)
@@ -336,6 +427,7 @@ def inspect_job(
         ("Parallel", str(job.max_parallel_runs)),
         ("Grid", json.dumps(dict(job.grid))),
         ("Deselected", ", ".join(map(str, job.deselected)) or "-"),
+        ("Trigger", _trigger_text(schedule)),
         ("From", job.pipeline_ref or "-"),
     ]
     for key, value in rows:
@@ -345,6 +437,47 @@ def inspect_job(
         render.console.print(f"  run {run.id} (#{run.index}) failed: {run.reason}")
     if len(failed) > 10:
         render.console.print(f"  ... and {len(failed) - 10} more failed runs")
+
+
+@app.command("pause")
+def pause_job(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+) -> None:
+    """Pause a scheduled job: no tick fires until it is resumed."""
+    ryard = service.connect()
+    try:
+        ryard.pause(job_id)
+        render.console.print(f"Job {ryard.get_job(job_id).job.id} paused.")
+    finally:
+        ryard.close()
+
+
+@app.command("resume")
+def resume_job(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+) -> None:
+    """Resume a paused scheduled job; the ticks it missed while paused do not fire."""
+    ryard = service.connect()
+    try:
+        ryard.pause(job_id, paused=False)
+        schedule = ryard.schedule(job_id)
+        when = schedule.next_fire_at.isoformat() if schedule and schedule.next_fire_at else "-"
+        render.console.print(f"Job {ryard.get_job(job_id).job.id} resumed; next tick {when}.")
+    finally:
+        ryard.close()
+
+
+@app.command("run-now")
+def run_now(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+) -> None:
+    """Make a batch of a scheduled job's runs now, whatever its schedule says."""
+    ryard = service.connect()
+    try:
+        made = ryard.run_now(job_id)
+        render.console.print(f"{made} run(s) queued now.")
+    finally:
+        ryard.close()
 
 
 @app.command("stop")
@@ -406,3 +539,35 @@ def wait_job(
     )
     if summary.state is not states.JobState.SUCCESS:
         raise typer.Exit(1)
+
+
+def _trigger_text(schedule: records.Schedule | None) -> str:
+    if schedule is None:
+        return "now"
+    t = schedule.trigger
+    what = f"cron {t.cron!r} ({t.timezone})" if t.cron else f"at {t.at.isoformat() if t.at else ''}"
+    state = (
+        "paused"
+        if schedule.paused
+        else "next tick " + (schedule.next_fire_at.isoformat() if schedule.next_fire_at else "none")
+    )
+    return f"{what}; overlap {t.overlap}, catch-up {t.catchup}; {state}"
+
+
+def _schedule_json(schedule: records.Schedule | None) -> dict[str, object] | None:
+    if schedule is None:
+        return None
+    t = schedule.trigger
+    return {
+        "kind": t.kind,
+        "at": t.at.isoformat() if t.at else None,
+        "cron": t.cron,
+        "timezone": t.timezone,
+        "start": t.start.isoformat() if t.start else None,
+        "end": t.end.isoformat() if t.end else None,
+        "overlap": str(t.overlap),
+        "catchup": str(t.catchup),
+        "catchup_limit": t.catchup_limit,
+        "paused": schedule.paused,
+        "next_fire_at": schedule.next_fire_at.isoformat() if schedule.next_fire_at else None,
+    }

@@ -90,7 +90,8 @@ def progress(summary: records.JobSummary) -> str:
     ok = summary.counts.get(states.RunState.SUCCESS, 0)
     bad = summary.counts.get(states.RunState.FAILURE, 0)
     bad += summary.counts.get(states.RunState.KILLED, 0)
-    return f"{ok} + {bad} / {summary.job.run_count}"
+    total = sum(summary.counts.values()) or summary.job.run_count
+    return f"{ok} + {bad} / {total}"
 
 
 def job_duration(summary: records.JobSummary) -> float | None:

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Self, TypedDict
 
-from runyard.core import states
+from runyard.core import schedules, states
 
 __all__ = [
     "Artifact",
@@ -20,6 +20,7 @@ __all__ = [
     "LogLine",
     "Run",
     "RunParams",
+    "Schedule",
     "StepRun",
     "StopOutcome",
     "Worker",
@@ -65,6 +66,16 @@ class Job(_Record):
     created_at: dt.datetime
     run_timeout: float | None = None  # seconds a run may take before it is killed
     memory_limit_mb: int | None = None  # each run's address-space cap
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Schedule(_Record):
+    """A job's trigger and where it stands."""
+
+    job_id: str
+    trigger: schedules.Trigger
+    paused: bool
+    next_fire_at: dt.datetime | None  # None: it will not fire again
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -137,6 +148,7 @@ class Run(_Record):
     reason: str | None = None  # why it ended, when not SUCCESS
     priority: int = 0  # higher runs first; FIFO within a priority
     stop_requested_at: dt.datetime | None = None
+    tick_at: dt.datetime | None = None  # the schedule tick that made it, if any
 
     @property
     def duration(self) -> float | None:

@@ -16,7 +16,9 @@ __all__ = [
     "logs",
     "metadata",
     "runs",
+    "schedules",
     "step_runs",
+    "ticks",
     "workers",
 ]
 
@@ -67,6 +69,8 @@ jobs = sa.Table(
     sa.Column("run_count", sa.Integer, nullable=False),
     sa.Column("run_timeout", sa.Float),  # seconds; None: no limit
     sa.Column("memory_limit_mb", sa.Integer),
+    # A scheduled job's runs, as [grid index, params, priority], copied at every tick.
+    sa.Column("run_template", JSONType),
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
 )
 
@@ -99,6 +103,7 @@ runs = sa.Table(
     sa.Column("worker_id", sa.String(64)),  # the worker holding its lease
     sa.Column("lease_expires_at", UTCDateTime),
     sa.Column("stop_requested_at", UTCDateTime),
+    sa.Column("tick_at", UTCDateTime),  # the schedule tick that made it, if any
     sa.Index(None, "job_id", "state"),
     sa.Index(None, "job_id", "idx"),
     sa.Index(None, "state"),
@@ -115,6 +120,38 @@ workers = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("heartbeat_at", UTCDateTime, nullable=False, index=True),
     sa.Column("stopped_at", UTCDateTime),
+)
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column(
+        "job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("at", UTCDateTime),
+    sa.Column("cron", sa.String(200)),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("start_at", UTCDateTime),
+    sa.Column("end_at", UTCDateTime),
+    sa.Column("overlap", sa.String(16), nullable=False),
+    sa.Column("catchup", sa.String(16), nullable=False),
+    sa.Column("catchup_limit", sa.Integer, nullable=False),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("next_fire_at", UTCDateTime, index=True),  # None: it will not fire again
+)
+
+# One row per tick that fired: the primary key is the tick key that makes a tick fire once,
+# however many schedulers share the store.
+ticks = sa.Table(
+    "ticks",
+    metadata,
+    sa.Column(
+        "job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("tick_at", UTCDateTime, primary_key=True),
+    sa.Column("fired_at", UTCDateTime, nullable=False),
+    sa.Column("runs", sa.Integer, nullable=False),
+    sa.Column("note", sa.Text),
 )
 
 step_runs = sa.Table(

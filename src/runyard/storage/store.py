@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 
 from runyard import errors
-from runyard.core import records, states
+from runyard.core import records, schedules, states
 from runyard.storage import engine as engines
-from runyard.storage import leases, migrate, schema
+from runyard.storage import events as events_mod
+from runyard.storage import leases, migrate, scheduling, schema
 
 __all__ = ["Changes", "RunTransition", "StepTransition", "Store"]
 
@@ -104,8 +105,16 @@ class Store:
 
     # -- jobs --------------------------------------------------------------------------
 
-    def create_job(self, job: records.Job, runs: Sequence[records.Run]) -> None:
-        """Store a job, its tags and its runs in one transaction, in batches."""
+    def create_job(
+        self,
+        job: records.Job,
+        runs: Sequence[records.Run],
+        *,
+        trigger: schedules.Trigger | None = None,
+        first_fire: dt.datetime | None = None,
+    ) -> None:
+        """Store a job, its tags and its runs in one transaction, in batches. With a
+        ``trigger`` the runs are the template each tick copies: none is stored yet."""
         with self._write() as conn:
             conn.execute(
                 schema.jobs.insert(),
@@ -122,8 +131,17 @@ class Store:
                     "run_timeout": job.run_timeout,
                     "memory_limit_mb": job.memory_limit_mb,
                     "created_at": job.created_at,
+                    "run_template": (
+                        [[r.index, r.params, r.priority] for r in runs] if trigger else None
+                    ),
                 },
             )
+            if trigger is not None:
+                conn.execute(
+                    schema.schedules.insert(),
+                    scheduling.trigger_row(job.id, trigger, first_fire),
+                )
+                runs = []
             if job.tags:
                 conn.execute(
                     schema.job_tags.insert(), [{"job_id": job.id, "tag": t} for t in job.tags]
@@ -374,6 +392,27 @@ class Store:
             )
         return claimed
 
+    # -- schedules ---------------------------------------------------------------------
+
+    def fire_due_ticks(
+        self, *, at: dt.datetime, new_id: Callable[[], str]
+    ) -> list[tuple[str, dt.datetime, int, str | None]]:
+        """Fire every schedule tick due at ``at``, each exactly once; what fired."""
+        with self._write() as conn:
+            return scheduling.fire_due(conn, now=at, new_id=new_id)
+
+    def run_now(self, job_id: str, *, at: dt.datetime, new_id: Callable[[], str]) -> int:
+        with self._write() as conn:
+            return scheduling.run_now(conn, job_id, now=at, new_id=new_id)
+
+    def set_paused(self, job_id: str, *, paused: bool, at: dt.datetime) -> None:
+        with self._write() as conn:
+            scheduling.set_paused(conn, job_id, paused=paused, now=at)
+
+    def get_schedule(self, job_id: str) -> records.Schedule | None:
+        with self._read() as conn:
+            return scheduling.get_schedule(conn, job_id)
+
     # -- workers -----------------------------------------------------------------------
 
     def register_worker(self, worker: records.Worker) -> None:
@@ -569,8 +608,7 @@ class Store:
                 )
 
     def _insert_events(self, conn: sa.Connection, events: list[dict[str, Any]]) -> None:
-        for start in range(0, len(events), 5000):
-            conn.execute(schema.events.insert(), events[start : start + 5000])
+        events_mod.insert(conn, events)
 
     # -- reading what happened ---------------------------------------------------------
 
@@ -726,6 +764,7 @@ def _run(row: sa.Row[Any]) -> records.Run:
         reason=row.reason,
         priority=row.priority,
         stop_requested_at=row.stop_requested_at,
+        tick_at=row.tick_at,
     )
 
 

@@ -66,6 +66,7 @@ class Worker:
         exit_when_idle: bool = False,
         on_step: recorder.StepCallback | None = None,
         on_run_finished: recorder.RunCallback | None = None,
+        on_heartbeat: Callable[[], object] | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         self.store = store
@@ -77,6 +78,7 @@ class Worker:
         self.id = uuid.uuid4().hex
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._fixed = pipeline
+        self._on_heartbeat = on_heartbeat
         self._jobs: dict[str, records.Job] = {}
         self._pipelines: dict[str, pipelines.PipelineDefinition] = {}
         self._recorder = recorder.Recorder(store, on_step=on_step, on_run_finished=on_run_finished)
@@ -135,6 +137,9 @@ class Worker:
                 lease_until = at + dt.timedelta(seconds=opts.lease)
                 for run_id in self.store.heartbeat(self.id, at=at, lease_until=lease_until):
                     session.stop(run_id, grace=opts.grace)
+                if self._on_heartbeat is not None:
+                    self._on_heartbeat()
+                    next_claim = now  # a tick may have queued runs
                 next_beat = now + opts.heartbeat
             if now >= next_reap:
                 self.store.recover_lost_runs(at=self.clock())
