@@ -158,3 +158,36 @@ def _alive(pid: int) -> bool:
         return False
     stat = pathlib.Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().rpartition(")")[2].split()[0] != "Z"
+
+
+def test_the_engine_fires_a_job_at_its_time_and_cron_jobs_pause_and_run_now(
+    cli: Cli, engines: list[Engine]
+) -> None:
+    import datetime as dt
+
+    engines.append(Engine(cli, "--slots", "2"))
+    when = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)).isoformat()
+    at_job = cli("job", "create", ETL, "-q", "--at", when).stdout.strip()
+    assert raw_job(cli, at_job)["run_counts"] == {}  # nothing before its time
+    waited = cli("job", "wait", at_job, "--timeout", "60")
+    assert "success: 12 + 0 / 12" in waited.stdout
+    schedule = raw_job(cli, at_job)["schedule"]
+    assert schedule["kind"] == "at" and schedule["next_fire_at"] is None
+
+    # A yearly cron job: its first tick is far off; run-now makes a batch at once.
+    cron_job = cli(
+        "job", "create", ETL, "-q", "--cron", "0 0 1 1 *", "--timezone", "Europe/Amsterdam"
+    ).stdout.strip()
+    assert "Trigger" in cli("job", "inspect", cron_job).stdout
+    assert cli("job", "pause", cron_job).stdout.startswith(f"Job {cron_job} paused.")
+    assert raw_job(cli, cron_job)["schedule"]["paused"] is True
+    assert "resumed; next tick" in cli("job", "resume", cron_job).stdout
+    assert cli("job", "run-now", cron_job).stdout.startswith("12 run(s) queued now.")
+    assert "success: 12 + 0 / 12" in cli("job", "wait", cron_job, "--timeout", "60").stdout
+    cli(
+        "job",
+        "run-now",
+        JOB_WITHOUT_SCHEDULE := cli("job", "create", ETL, "-q").stdout.strip(),
+        code=2,
+    )
+    assert JOB_WITHOUT_SCHEDULE
