@@ -275,6 +275,72 @@ class Runyard:
     ) -> list[records.Event]:
         return self.store.list_events(job_id=job_id, run_id=run_id, after=after)
 
+    def retry_run(self, run_id: str, *, all_steps: bool = False) -> records.Run:
+        """Queue a new run retrying a finished one, with the same parameters.
+
+        From failure (the default) it reuses the stored outputs of the steps that succeeded
+        and runs only the others and what depends on them; ``all_steps`` runs everything.
+        The retried run no longer counts in its job. Raises ``UsageError`` for a run still
+        going, one already retried, or (from failure) one with nothing to re-run.
+        """
+        parent = self.store.get_run(run_id)
+        if parent.state not in states.FINISHED_RUN_STATES:
+            raise errors.UsageError(
+                f"Run {parent.id} is {parent.state}; retry it once it has finished, or stop "
+                "it first with `runyard run stop`"
+            )
+        if parent.retried_by:
+            raise errors.UsageError(
+                f"Run {parent.id} was already retried as run {parent.retried_by}; retry that one"
+            )
+        job = self.store.get_job(parent.job_id)
+        pipeline = self.load_pipeline(job)
+        reused: list[records.Artifact] = []
+        reuse: dict[str, dict[str, str]] = {}
+        if not all_steps:
+            done = {
+                s.step_name
+                for s in self.store.list_step_runs(parent.id)
+                if s.state in (states.StepState.SUCCESS, states.StepState.SKIPPED)
+            }
+            stored: dict[str, list[records.Artifact]] = {}
+            for artifact in self.store.list_artifacts(parent.id):
+                stored.setdefault(artifact.step_name, []).append(artifact)
+            rerun: set[str] = set()
+            for node in pipeline:  # pipeline order: upstream steps come first
+                outputs = {a.output_name for a in stored.get(node.name, [])}
+                if (
+                    node.name not in done
+                    or not set(node.step.output_names) <= outputs
+                    or any(u in rerun for u in node.upstream)
+                ):
+                    rerun.add(node.name)
+            if not rerun:
+                raise errors.UsageError(
+                    f"Run {parent.id} ended {parent.state} with every step done; there is "
+                    "nothing to re-run from failure. Use --all to run every step again"
+                )
+            for name in pipeline.nodes:
+                if name not in rerun:
+                    reuse[name] = {a.output_name: a.uri for a in stored[name]}
+                    reused += stored[name]
+        now = self.clock()
+        run = records.Run(
+            id=new_id(),
+            job_id=job.id,
+            index=parent.index,
+            params=parent.params,
+            state=states.RunState.QUEUED,
+            created_at=now,
+            queued_at=now,
+            priority=parent.priority,
+            tick_at=parent.tick_at,
+            parent_run_id=parent.id,
+            reuse=reuse,
+        )
+        self.store.create_retry(parent, run, reused)
+        return run
+
     # -- engines and stopping ------------------------------------------------------------
 
     def engines(self, *, within: float = 5.0) -> list[records.Worker]:

@@ -113,6 +113,36 @@ def _print_outcome(run: records.Run) -> None:
         raise typer.Exit(1)
 
 
+@app.command("retry")
+def retry_run(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A run id or its prefix.")],
+    all_steps: Annotated[
+        bool, typer.Option("--all", help="Run every step again, reusing nothing.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="When an engine runs it, wait for it to end.")
+    ] = False,
+) -> None:
+    """Re-run a finished run from failure: a new run with the same parameters that reuses
+    the outputs of the steps that succeeded and runs only the rest; exits 1 if it fails."""
+    ryard = service.connect()
+    try:
+        run = ryard.retry_run(run_id, all_steps=all_steps)
+        kept = ", ".join(run.reuse or {}) or "nothing"
+        render.console.print(f"Run {run.id} retries run {run.parent_run_id} (reuses {kept})")
+        if ryard.engines():
+            if not wait:
+                return
+            (done,) = ryard.wait_runs([run.id], timeout=float("inf"))
+        else:  # no engine: run it here
+            finished: list[records.Run] = []
+            ryard.execute_job(run.job_id, on_run_finished=finished.append)
+            done = next(r for r in finished if r.id == run.id)
+    finally:
+        ryard.close()
+    _print_outcome(done)
+
+
 @app.command("stop")
 def stop_run(
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A run id or its prefix.")],
@@ -157,7 +187,8 @@ def list_runs(
             _params_cell(run.params),
             render.relative(run.started_at),
             render.short_duration(run.duration),
-            render.state_text(run.state),
+            render.state_text(run.state)
+            + (f" (retried by {run.retried_by[:8]})" if run.retried_by else ""),
         )
     render.console.print(table)
 

@@ -149,6 +149,9 @@ class Run(_Record):
     priority: int = 0  # higher runs first; FIFO within a priority
     stop_requested_at: dt.datetime | None = None
     tick_at: dt.datetime | None = None  # the schedule tick that made it, if any
+    parent_run_id: str | None = None  # the run this one retries
+    retried_by: str | None = None  # the run that retries this one; it no longer counts
+    reuse: Mapping[str, Mapping[str, str]] | None = None  # {step: {output: uri}} reused
 
     @property
     def duration(self) -> float | None:

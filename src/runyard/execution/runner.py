@@ -19,6 +19,8 @@ from runyard.execution import boundary, context
 __all__ = ["Observer", "RunOutcome", "StepOutcome", "execute"]
 
 _SUCCESS = states.StepState.SUCCESS
+_SKIPPED = states.StepState.SKIPPED
+_DONE = (_SUCCESS, _SKIPPED)  # what downstream steps may read from
 
 
 class Observer(Protocol):
@@ -55,7 +57,7 @@ class RunOutcome:
 
     @property
     def success(self) -> bool:
-        return all(o.state is _SUCCESS for o in self.steps.values())
+        return all(o.state in _DONE for o in self.steps.values())
 
 
 class _OutputError(Exception):
@@ -70,14 +72,18 @@ def execute(
     run_id: str | None = None,
     job_id: str | None = None,
     keep_outputs: bool = True,
+    reused: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RunOutcome:
     """Run every step of ``pipeline`` with ``params`` (JSON form); user errors never escape.
 
     Returns each step's state and, with ``keep_outputs``, its outputs. A failed step's
-    downstream steps end UPSTREAM_FAILED and other branches go on.
+    downstream steps end UPSTREAM_FAILED and other branches go on. The steps in ``reused``
+    (step -> output -> value, from an earlier run) do not run: they end SKIPPED and their
+    downstream steps read those values.
     """
     typed_pipeline = {k: pipeline.params.to_python(k, v) for k, v in params["pipeline"].items()}
     runner = _Runner(pipeline, params, typed_pipeline, observer, run_id, job_id, keep_outputs)
+    runner.reused = reused or {}
     if pipeline.max_step_parallelism > 1 and len(pipeline.nodes) > 1:
         runner.run_concurrently(pipeline.max_step_parallelism)
         # Threads finish in any order; report in pipeline order, as the sequential path does.
@@ -108,12 +114,14 @@ class _Runner:
         self.outcomes: dict[str, StepOutcome] = {}
         self.values: dict[tuple[str, str], Any] = {}
         self.readers = {n: len(pipeline.downstream(n)) for n in pipeline.nodes}
+        self.reused: Mapping[str, Mapping[str, Any]] = {}
 
     def run_in_order(self) -> None:
         for node in self.pipeline:
-            if self._blocked(node):
-                continue
-            self._run_step(node)
+            if node.name in self.reused:
+                self._reuse(node)
+            elif not self._blocked(node):
+                self._run_step(node)
 
     def run_concurrently(self, width: int) -> None:
         waiting = {n.name: set(n.upstream) for n in self.pipeline}
@@ -124,7 +132,10 @@ class _Runner:
                 for name in [n for n, deps in waiting.items() if not deps]:
                     del waiting[name]
                     node = self.pipeline.nodes[name]
-                    if self._blocked(node):
+                    if node.name in self.reused:
+                        self._reuse(node)
+                        finished(name)
+                    elif self._blocked(node):
                         finished(name)
                     else:
                         ctx = context._current.get()
@@ -149,12 +160,19 @@ class _Runner:
         self._run_step(node)
 
     def _blocked(self, node: pipelines.StepNode) -> bool:
-        failed = [u for u in node.upstream if self.outcomes[u].state is not _SUCCESS]
+        failed = [u for u in node.upstream if self.outcomes[u].state not in _DONE]
         if not failed:
             return False
         self.outcomes[node.name] = StepOutcome(states.StepState.UPSTREAM_FAILED, {})
         self.observer.step_finished(node.name, states.StepState.UPSTREAM_FAILED, time.time(), None)
         return True
+
+    def _reuse(self, node: pipelines.StepNode) -> None:
+        outputs = dict(self.reused[node.name])
+        for output, value in outputs.items():
+            self.values[(node.name, output)] = value
+        self.outcomes[node.name] = StepOutcome(_SKIPPED, outputs if self.keep_outputs else {})
+        self.observer.step_finished(node.name, _SKIPPED, time.time(), None)
 
     def _run_step(self, node: pipelines.StepNode) -> None:
         name = node.name

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from runyard.core import pipelines, records, states
@@ -38,11 +38,16 @@ class RunTask:
     pipeline_ref: str = ""  # where to load the pipeline from, for a process that has not
     run_timeout: float | None = None
     memory_limit_mb: int | None = None
+    reuse: Mapping[str, Mapping[str, str]] | None = None  # {step: {output: uri}} to reuse
 
 
 class OutputStore(Protocol):
     def put(self, run_id: str, step: str, output: str, value: Any) -> tuple[str, int, str]:
         """Store one output value; returns (uri, size, serializer)."""
+        ...
+
+    def get(self, uri: str) -> Any:
+        """Read back a value ``put`` stored."""
         ...
 
 
@@ -77,6 +82,10 @@ def run(
     lines = capture.Capture(lambda batch: send(("log_lines", batch)))
     lines.install()
     observer = _Observer(task.run_id, send, outputs, lines)
+    reused = {
+        step: {output: outputs.get(uri) for output, uri in stored.items()}
+        for step, stored in (task.reuse or {}).items()
+    }
     runner.execute(
         pipeline,
         task.params,
@@ -84,6 +93,7 @@ def run(
         run_id=task.run_id,
         job_id=task.job_id,
         keep_outputs=False,
+        reused=reused,
     )
     lines.flush()
     send(("done",))

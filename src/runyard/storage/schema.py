@@ -104,6 +104,9 @@ runs = sa.Table(
     sa.Column("lease_expires_at", UTCDateTime),
     sa.Column("stop_requested_at", UTCDateTime),
     sa.Column("tick_at", UTCDateTime),  # the schedule tick that made it, if any
+    sa.Column("parent_run_id", sa.String(32)),  # the run this one retries
+    sa.Column("retried_by", sa.String(32)),  # the run that retries this one
+    sa.Column("reuse", JSONType),  # {step: {output: uri}}: outputs taken from the parent
     sa.Index(None, "job_id", "state"),
     sa.Index(None, "job_id", "idx"),
     sa.Index(None, "state"),

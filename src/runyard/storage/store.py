@@ -236,7 +236,7 @@ class Store:
                     sa.func.min(r.started_at),
                     sa.func.max(r.finished_at),
                 )
-                .where(r.job_id.in_(chunk))
+                .where(r.job_id.in_(chunk), r.retried_by.is_(None))
                 .group_by(r.job_id, r.state)
             )
             for job_id, state, count, started, finished in conn.execute(query):
@@ -391,6 +391,70 @@ class Store:
                 ],
             )
         return claimed
+
+    def create_retry(
+        self, parent: records.Run, run: records.Run, reused: Sequence[records.Artifact]
+    ) -> None:
+        """Store ``run`` (QUEUED) retrying the finished ``parent``, with the records of the
+        outputs it reuses; the parent no longer counts in its job. Raises
+        ``TransitionError`` when the parent was retried meanwhile."""
+        r = schema.runs.c
+        with self._write() as conn:
+            marked = conn.execute(
+                schema.runs.update()
+                .where(r.id == parent.id, r.retried_by.is_(None))
+                .values(retried_by=run.id)
+            )
+            if marked.rowcount == 0:
+                raise errors.TransitionError(f"Run {parent.id} was retried meanwhile")
+            conn.execute(
+                schema.runs.insert(),
+                {
+                    "id": run.id,
+                    "job_id": run.job_id,
+                    "idx": run.index,
+                    "params": run.params,
+                    "state": run.state.value,
+                    "created_at": run.created_at,
+                    "queued_at": run.queued_at,
+                    "priority": run.priority,
+                    "parent_run_id": parent.id,
+                    "reuse": dict(run.reuse or {}),
+                    "tick_at": run.tick_at,
+                },
+            )
+            if reused:
+                conn.execute(
+                    schema.artifacts.insert(),
+                    [
+                        {
+                            "run_id": run.id,
+                            "step_name": a.step_name,
+                            "output_name": a.output_name,
+                            "uri": a.uri,
+                            "size": a.size,
+                            "serializer": a.serializer,
+                            "created_at": a.created_at,
+                        }
+                        for a in reused
+                    ],
+                )
+            self._insert_events(
+                conn,
+                [
+                    {
+                        "at": run.created_at,
+                        "kind": "run_retry",
+                        "job_id": run.job_id,
+                        "run_id": run.id,
+                        "step_name": None,
+                        "old_state": None,
+                        "new_state": run.state.value,
+                        "message": f"retries run {parent.id}; reuses "
+                        f"{', '.join(sorted(run.reuse or {})) or 'nothing'}",
+                    },
+                ],
+            )
 
     # -- schedules ---------------------------------------------------------------------
 
@@ -765,6 +829,9 @@ def _run(row: sa.Row[Any]) -> records.Run:
         priority=row.priority,
         stop_requested_at=row.stop_requested_at,
         tick_at=row.tick_at,
+        parent_run_id=row.parent_run_id,
+        retried_by=row.retried_by,
+        reuse=row.reuse,
     )
 
 

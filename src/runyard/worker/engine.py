@@ -173,6 +173,7 @@ class Worker:
                     pipeline_ref=job.pipeline_ref,
                     run_timeout=job.run_timeout,
                     memory_limit_mb=job.memory_limit_mb,
+                    reuse=run.reuse,
                 ),
                 pipeline,
             )
