@@ -215,7 +215,7 @@ def test_a_forked_helper_does_not_hold_a_finished_run_open(
     pid_file = tmp_path / "helper.pid"
     job = app.create_job(pipe, grid={"pipeline_parameters": {"pid_file": [str(pid_file)]}})
     try:
-        done = app.execute_job(job.id, pipe, max_parallel_runs=1, run_timeout=1)
+        done = app.execute_job(job.id, pipe, max_parallel_runs=1, run_timeout=5)
         (run,) = app.list_runs(job.id)
         assert app.output(run.id, "forks") == "forked"
         assert run.reason is None
