@@ -65,6 +65,12 @@ class Runyard:
     def close(self) -> None:
         self.store.close()
 
+    def __enter__(self) -> Runyard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- creating jobs -----------------------------------------------------------------
 
     def create_job(

@@ -221,8 +221,7 @@ def create(
     Exits 1 when any run failed.
     """
     loaded = loader.load_pipeline(target)
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         trigger = None
         if at is not None or cron is not None:
             trigger = schedules.make_trigger(
@@ -294,8 +293,6 @@ def create(
             )
         if final.state is not states.JobState.SUCCESS:
             raise typer.Exit(1)
-    finally:
-        ryard.close()
 
 
 def _time(option: str, text: str | None) -> dt.datetime | None:
@@ -368,11 +365,8 @@ def list_jobs(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
 ) -> None:
     """List jobs, newest first."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         jobs = ryard.list_jobs(pipeline=pipeline, state=state, tag=tag, limit=limit)
-    finally:
-        ryard.close()
     table = Table("ID", "PIPELINE", "STARTED", "DURATION", "PROGRESS", "STATE", box=None)
     for summary in jobs:
         table.add_row(
@@ -392,14 +386,11 @@ def inspect_job(
     raw: Annotated[bool, typer.Option("--raw", help="Every field, as JSON.")] = False,
 ) -> None:
     """Show a job: its pipeline, state, grid, tags, timings and run counts."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         summary = ryard.get_job(job_id)
         runs = ryard.list_runs(summary.job.id) if raw else []
         failed = [] if raw else ryard.list_runs(summary.job.id, state=states.RunState.FAILURE)
         schedule = ryard.schedule(summary.job.id)
-    finally:
-        ryard.close()
     if raw:
         out = render.job_json(summary, runs)
         out["schedule"] = _schedule_json(schedule)
@@ -444,12 +435,9 @@ def pause_job(
     job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
 ) -> None:
     """Pause a scheduled job: no tick fires until it is resumed."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         ryard.pause(job_id)
         render.console.print(f"Job {ryard.get_job(job_id).job.id} paused.")
-    finally:
-        ryard.close()
 
 
 @app.command("resume")
@@ -457,14 +445,11 @@ def resume_job(
     job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
 ) -> None:
     """Resume a paused scheduled job; the ticks it missed while paused do not fire."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         ryard.pause(job_id, paused=False)
         schedule = ryard.schedule(job_id)
         when = schedule.next_fire_at.isoformat() if schedule and schedule.next_fire_at else "-"
         render.console.print(f"Job {ryard.get_job(job_id).job.id} resumed; next tick {when}.")
-    finally:
-        ryard.close()
 
 
 @app.command("run-now")
@@ -472,12 +457,9 @@ def run_now(
     job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
 ) -> None:
     """Make a batch of a scheduled job's runs now, whatever its schedule says."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         made = ryard.run_now(job_id)
         render.console.print(f"{made} run(s) queued now.")
-    finally:
-        ryard.close()
 
 
 @app.command("stop")
@@ -489,13 +471,10 @@ def stop_job(
 ) -> None:
     """Stop a job: queued runs never start, running ones are killed (SIGTERM, then SIGKILL
     after the worker's grace period) and end KILLED."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         outcome = ryard.stop_job(job_id)
         job = ryard.get_job(job_id).job
         report_stop(ryard, outcome, timeout=timeout, what=f"Job {job.id}")
-    finally:
-        ryard.close()
 
 
 def report_stop(
@@ -526,14 +505,11 @@ def wait_job(
     ] = None,
 ) -> None:
     """Wait until every run of a job has finished; exits 1 unless all succeeded."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         try:
             summary = ryard.wait_job(job_id, timeout=timeout)
         except TimeoutError as exc:
             raise errors.RunyardError(str(exc)) from None
-    finally:
-        ryard.close()
     render.console.print(
         f"Job {summary.job.id} {str(summary.state).lower()}: {render.progress(summary)}"
     )

@@ -58,8 +58,7 @@ def logs(
     ] = False,
 ) -> None:
     """Print what a run's steps wrote to stdout, stderr and logging, in order."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         lines = ryard.logs(run_id, step=step)
         if step is not None and not lines:
             names = {s.step_name for s in ryard.step_runs(run_id)}
@@ -67,8 +66,6 @@ def logs(
                 raise errors.NotFoundError(
                     f"Run {run_id} has no step {step!r}{errors.did_you_mean(step, names)}"
                 )
-    finally:
-        ryard.close()
     for line in lines:
         prefix = f"{line.at.isoformat(timespec='milliseconds')} " if timestamps else ""
         where = f"[{line.step_name}]" if line.step_name else "[run]"

@@ -58,8 +58,7 @@ def run_now(
                     f"{key!r} was given {len(values)} values; `runyard run` runs once. "
                     "Use `runyard job create` for a grid."
                 )
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         summary = ryard.create_job(
             loaded.pipeline,
             grid=grid,
@@ -100,8 +99,6 @@ def run_now(
         ryard.execute_job(
             summary.job.id, loaded.pipeline, on_step=on_step, on_run_finished=finished.append
         )
-    finally:
-        ryard.close()
     _print_outcome(finished[0])
 
 
@@ -125,8 +122,7 @@ def retry_run(
 ) -> None:
     """Re-run a finished run from failure: a new run with the same parameters that reuses
     the outputs of the steps that succeeded and runs only the rest; exits 1 if it fails."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         run = ryard.retry_run(run_id, all_steps=all_steps)
         kept = ", ".join(run.reuse or {}) or "nothing"
         render.console.print(f"Run {run.id} retries run {run.parent_run_id} (reuses {kept})")
@@ -138,8 +134,6 @@ def retry_run(
             finished: list[records.Run] = []
             ryard.execute_job(run.job_id, on_run_finished=finished.append)
             done = next(r for r in finished if r.id == run.id)
-    finally:
-        ryard.close()
     _print_outcome(done)
 
 
@@ -151,8 +145,7 @@ def stop_run(
     ] = 30.0,
 ) -> None:
     """Stop a run: a queued one never starts; a running one is killed and ends KILLED."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         outcome = ryard.stop_run(run_id)
         if outcome.finished:
             run = ryard.get_run(outcome.finished[0])
@@ -161,8 +154,6 @@ def stop_run(
             )
             return
         jobs.report_stop(ryard, outcome, timeout=timeout, what=f"Run {run_id}")
-    finally:
-        ryard.close()
 
 
 @app.command("list")
@@ -174,11 +165,8 @@ def list_runs(
     ] = None,
 ) -> None:
     """List a job's runs in grid order, with their parameters."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         runs = ryard.list_runs(job_id, state=state)
-    finally:
-        ryard.close()
     table = Table("ID", "#", "PARAMETERS", "STARTED", "DURATION", "STATE", box=None)
     for run in runs:
         table.add_row(
@@ -211,13 +199,10 @@ def inspect_run(
     raw: Annotated[bool, typer.Option("--raw", help="Every field, as JSON.")] = False,
 ) -> None:
     """Show a run: its parameters, state, why it ended, each step and its outputs."""
-    ryard = service.connect()
-    try:
+    with service.connect() as ryard:
         run = ryard.get_run(run_id)
         steps = ryard.step_runs(run.id)
         outputs = ryard.artifacts_of(run.id)
-    finally:
-        ryard.close()
     if raw:
         out = render.run_json(run)
         out["steps"] = [

@@ -52,20 +52,7 @@ def claim(
             .order_by(r.priority.desc(), r.queued_at, r.idx)
             .limit(limit)
         )
-        return list(
-            conn.execute(
-                schema.runs.update()
-                .where(r.id.in_(pick.scalar_subquery()), r.state == _R.QUEUED.value)
-                .values(
-                    state=_R.STARTING.value,
-                    started_at=at,
-                    worker=worker,
-                    worker_id=worker_id,
-                    lease_expires_at=lease_until,
-                )
-                .returning(*schema.runs.c)
-            ).all()
-        )
+        return _take(conn, r.id.in_(pick.scalar_subquery()), worker, worker_id, at, lease_until)
     if job_id is not None:
         job_ids: Sequence[str] = [job_id]
     else:
@@ -110,10 +97,23 @@ def claim(
     chosen = [c.id for c in candidates[:limit]]
     if not chosen:
         return []
+    return _take(conn, r.id.in_(chosen), worker, worker_id, at, lease_until)
+
+
+def _take(
+    conn: sa.Connection,
+    which: sa.ColumnElement[bool],
+    worker: str,
+    worker_id: str | None,
+    at: dt.datetime,
+    lease_until: dt.datetime | None,
+) -> list[Any]:
+    """Move the chosen runs that are still QUEUED to STARTING for ``worker``."""
+    r = schema.runs.c
     return list(
         conn.execute(
             schema.runs.update()
-            .where(r.id.in_(chosen), r.state == _R.QUEUED.value)
+            .where(which, r.state == _R.QUEUED.value)
             .values(
                 state=_R.STARTING.value,
                 started_at=at,
