@@ -163,3 +163,51 @@ def test_concurrent_claimers_never_exceed_a_jobs_limit(
         thread.join(timeout=60)
     assert len(got) == len(set(got)) == 7
     assert sum(r.state is R.STARTING for r in store.list_runs(job.id)) == 7
+
+
+def test_a_tag_limit_holds_across_jobs_and_workers(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    store.set_tag_limit("db", 1)
+    first, _ = jobs.create(runs=3, tags=["db"])
+    second, _ = jobs.create(runs=3, tags=["db", "nightly"])
+    free, _ = jobs.create(runs=2, tags=["nightly"])
+    for job in (first, second, free):
+        store.queue_runs(job.id, at=at(1))
+    claimed = store.claim_runs(job_id=None, worker="w1", limit=10, at=at(2))
+    tagged = [r for r in claimed if r.job_id in (first.id, second.id)]
+    assert len(tagged) == 1  # one run tagged db at a time, whichever job it is in
+    assert len([r for r in claimed if r.job_id == free.id]) == 2
+    assert store.claim_runs(job_id=None, worker="w2", limit=10, at=at(3)) == []
+    # Even the job's own executor keeps to the tag's limit.
+    assert (
+        store.claim_runs(job_id=first.id, worker="w3", limit=5, at=at(4), within_limits=False) == []
+    )
+    store.apply(
+        store_mod.Changes(
+            runs=[
+                store_mod.RunTransition(
+                    tagged[0].id, tagged[0].job_id, R.STARTING, R.FAILURE, at(5)
+                )
+            ]
+        )
+    )
+    assert len(store.claim_runs(job_id=None, worker="w2", limit=10, at=at(6))) == 1
+    store.set_tag_limit("db", 3)
+    assert store.tag_limits() == {"db": 3}
+    assert len(store.claim_runs(job_id=None, worker="w2", limit=10, at=at(7))) == 2
+
+
+def test_priority_changes_while_queued_reorder_the_queue(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    early, _ = jobs.create(runs=2)
+    late, late_runs = jobs.create(runs=2)
+    store.queue_runs(early.id, at=at(1))
+    store.queue_runs(late.id, at=at(2))
+    assert store.set_priority(7, job_id=late.id) == 2
+    (first,) = store.claim_runs(job_id=None, worker="w", limit=1, at=at(3))
+    assert first.job_id == late.id
+    # Only runs not yet started change.
+    assert store.set_priority(9, run_id=first.id) == 0
+    assert store.set_priority(9, run_id=late_runs[1].id) == 1

@@ -89,6 +89,7 @@ class Runyard:
         memory_limit_mb: int | None = None,
         priority: int = 0,
         trigger: schedules.Trigger | None = None,
+        tag_limits: Mapping[str, int] | None = None,
     ) -> records.JobSummary:
         """Validate the grid, expand it, and store the job with its selected runs; with a
         ``trigger`` (at a time, on a cron schedule) every tick makes a batch of them.
@@ -101,7 +102,13 @@ class Runyard:
         )
         deselect = list(deselect)
         selected = grid_mod.select_runs(checked.expand(pipeline), deselect, size=checked.size)
-        tags = tuple(dict.fromkeys(tags))
+        tag_limits = dict(tag_limits or {})
+        for tag, most in tag_limits.items():
+            if most < 1:
+                raise errors.UsageError(
+                    f"Tag limit {tag}={most} is not valid; give 1 or more runs at once"
+                )
+        tags = tuple(dict.fromkeys([*tags, *tag_limits]))
         for tag in tags:
             if not tag or len(tag) > 200 or tag != tag.strip():
                 raise errors.UsageError(
@@ -145,6 +152,8 @@ class Runyard:
             )
             for index, params in selected
         ]
+        for tag, most in tag_limits.items():
+            self.store.set_tag_limit(tag, most)
         if trigger is not None and trigger.kind != "now":
             self.store.create_job(job, runs, trigger=trigger, first_fire=trigger.first_fire(now))
         else:
@@ -280,6 +289,15 @@ class Runyard:
         self, *, job_id: str | None = None, run_id: str | None = None, after: int | None = None
     ) -> list[records.Event]:
         return self.store.list_events(job_id=job_id, run_id=run_id, after=after)
+
+    def set_priority(
+        self, priority: int, *, job_id: str | None = None, run_id: str | None = None
+    ) -> int:
+        """Change the priority of a job's (or one run's) queued runs; how many changed."""
+        if job_id is not None:
+            return self.store.set_priority(priority, job_id=self.store.get_job(job_id).id)
+        assert run_id is not None
+        return self.store.set_priority(priority, run_id=self.store.get_run(run_id).id)
 
     def retry_run(self, run_id: str, *, all_steps: bool = False) -> records.Run:
         """Queue a new run retrying a finished one, with the same parameters.

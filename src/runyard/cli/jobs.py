@@ -164,6 +164,15 @@ def create(
     run_timeout: RunTimeoutOpt = None,
     memory_limit: MemoryLimitOpt = None,
     priority: PriorityOpt = 0,
+    limit_tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--limit-tag",
+            metavar="TAG=N",
+            help="Tag the job and allow at most N runs tagged TAG at once, across "
+            "all jobs; repeatable.",
+        ),
+    ] = None,
     at: Annotated[
         str | None,
         typer.Option(
@@ -260,6 +269,7 @@ def create(
             memory_limit_mb=memory_limit,
             priority=priority,
             trigger=trigger,
+            tag_limits=options.parse_limits(limit_tag or []),
         )
         if trigger is not None:
             _report_scheduled(ryard, summary, quiet=quiet)
@@ -460,6 +470,17 @@ def run_now(
     with service.connect() as ryard:
         made = ryard.run_now(job_id)
         render.console.print(f"{made} run(s) queued now.")
+
+
+@app.command("priority")
+def set_priority(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+    priority: Annotated[int, typer.Argument(help="Higher runs first.")],
+) -> None:
+    """Change the priority of a job's runs that have not started yet."""
+    with service.connect() as ryard:
+        changed = ryard.set_priority(priority, job_id=job_id)
+    render.console.print(f"{changed} queued run(s) now have priority {priority}.")
 
 
 @app.command("stop")

@@ -10,7 +10,7 @@ from runyard import errors
 from runyard.core import grid as grid_mod
 from runyard.core import pipelines
 
-__all__ = ["apply_overrides", "parse_deselect", "parse_exclude"]
+__all__ = ["apply_overrides", "parse_deselect", "parse_exclude", "parse_limits"]
 
 
 def _split(option: str, text: str, example: str) -> tuple[str, str]:
@@ -94,3 +94,17 @@ def parse_exclude(
             parsed = pipeline.params.parse_text(key, value)
         filters.append({key: parsed})
     return filters
+
+
+def parse_limits(values: Sequence[str]) -> dict[str, int]:
+    """Tag limits from ``--limit-tag db=1`` (repeatable)."""
+    limits = {}
+    for text in values:
+        tag, value = _split("--limit-tag", text, "db=1")
+        try:
+            limits[tag] = int(value)
+        except ValueError:
+            raise errors.UsageError(
+                f"--limit-tag {text!r}: {value!r} is not a number of runs; e.g. --limit-tag db=1"
+            ) from None
+    return limits

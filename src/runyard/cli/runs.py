@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from runyard import errors
 from runyard.app import service
 from runyard.cli import jobs, options, render
 from runyard.core import records, states
@@ -135,6 +136,19 @@ def retry_run(
             ryard.execute_job(run.job_id, on_run_finished=finished.append)
             done = next(r for r in finished if r.id == run.id)
     _print_outcome(done)
+
+
+@app.command("priority")
+def set_priority(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A run id or its prefix.")],
+    priority: Annotated[int, typer.Argument(help="Higher runs first.")],
+) -> None:
+    """Change the priority of a run that has not started yet."""
+    with service.connect() as ryard:
+        changed = ryard.set_priority(priority, run_id=run_id)
+    if not changed:
+        raise errors.UsageError(f"Run {run_id} has started already; its priority no longer counts")
+    render.console.print(f"Run {run_id} now has priority {priority}.")
 
 
 @app.command("stop")

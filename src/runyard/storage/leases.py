@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from runyard.core import records, states
 from runyard.storage import schema
 
-__all__ = ["claim", "heartbeat", "recover_lost", "request_stop"]
+__all__ = [
+    "claim",
+    "heartbeat",
+    "recover_lost",
+    "request_stop",
+    "set_priority",
+    "set_tag_limit",
+]
 
 _CLAIM_LOCK = 0x52554E5A
 _R = states.RunState
@@ -44,7 +51,19 @@ def claim(
     j = schema.jobs.c
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK})
-    if job_id is not None and not within_limits:
+    tag_room = _tag_room(conn)
+    limited_job = (
+        bool(tag_room)
+        and job_id is not None
+        and bool(
+            conn.execute(
+                sa.select(sa.func.count()).where(
+                    schema.job_tags.c.job_id == job_id, schema.job_tags.c.tag.in_(list(tag_room))
+                )
+            ).scalar_one()
+        )
+    )
+    if job_id is not None and not within_limits and not limited_job:
         # One job's own executor: one statement takes its next runs.
         pick = (
             sa.select(r.id)
@@ -87,17 +106,71 @@ def claim(
             continue
         candidates += list(
             conn.execute(
-                sa.select(r.id, r.priority, r.queued_at, r.idx)
+                sa.select(r.id, r.job_id, r.priority, r.queued_at, r.idx)
                 .where(r.job_id == jid, r.state == _R.QUEUED.value)
                 .order_by(r.priority.desc(), r.queued_at, r.idx)
                 .limit(room)
             ).all()
         )
     candidates.sort(key=lambda c: (-c.priority, c.queued_at, c.idx))
-    chosen = [c.id for c in candidates[:limit]]
+    job_tags: dict[str, list[str]] = {}
+    if tag_room:
+        for jid, tag in conn.execute(
+            sa.select(schema.job_tags.c.job_id, schema.job_tags.c.tag).where(
+                schema.job_tags.c.job_id.in_({c.job_id for c in candidates}),
+                schema.job_tags.c.tag.in_(list(tag_room)),
+            )
+        ):
+            job_tags.setdefault(jid, []).append(tag)
+    chosen = []
+    for c in candidates:
+        tags = job_tags.get(c.job_id, [])
+        if any(tag_room[t] <= 0 for t in tags):
+            continue  # a tag it carries is at its limit
+        for t in tags:
+            tag_room[t] -= 1
+        chosen.append(c.id)
+        if len(chosen) == limit:
+            break
     if not chosen:
         return []
     return _take(conn, r.id.in_(chosen), worker, worker_id, at, lease_until)
+
+
+def _tag_room(conn: sa.Connection) -> dict[str, int]:
+    """How many more runs each limited tag allows to start now, across every job."""
+    limits = dict((row.tag, row.most) for row in conn.execute(sa.select(schema.tag_limits)))
+    if not limits:
+        return {}
+    jt = schema.job_tags.c
+    r = schema.runs.c
+    running = dict(
+        (tag, count)
+        for tag, count in conn.execute(
+            sa.select(jt.tag, sa.func.count())
+            .select_from(schema.runs.join(schema.job_tags, jt.job_id == r.job_id))
+            .where(r.state.in_(ACTIVE), jt.tag.in_(list(limits)))
+            .group_by(jt.tag)
+        )
+    )
+    return {tag: most - running.get(tag, 0) for tag, most in limits.items()}
+
+
+def set_tag_limit(conn: sa.Connection, tag: str, most: int) -> None:
+    """At most ``most`` runs of jobs tagged ``tag`` at once (replacing any earlier limit)."""
+    conn.execute(schema.tag_limits.delete().where(schema.tag_limits.c.tag == tag))
+    conn.execute(schema.tag_limits.insert().values(tag=tag, most=most))
+
+
+def set_priority(
+    conn: sa.Connection, *, priority: int, job_id: str | None, run_id: str | None
+) -> int:
+    """Change the priority of a job's (or one run's) runs that have not started; how many."""
+    r = schema.runs.c
+    which = r.job_id == job_id if job_id is not None else r.id == run_id
+    return conn.execute(
+        schema.runs.update().where(which, r.state.in_(UNSTARTED)).values(priority=priority)
+    ).rowcount
 
 
 def _take(

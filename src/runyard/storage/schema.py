@@ -18,6 +18,7 @@ __all__ = [
     "runs",
     "schedules",
     "step_runs",
+    "tag_limits",
     "ticks",
     "workers",
 ]
@@ -110,6 +111,14 @@ runs = sa.Table(
     sa.Index(None, "job_id", "state"),
     sa.Index(None, "job_id", "idx"),
     sa.Index(None, "state"),
+)
+
+# At most ``most`` runs of jobs tagged ``tag`` run at once, across all jobs and workers.
+tag_limits = sa.Table(
+    "tag_limits",
+    metadata,
+    sa.Column("tag", sa.String(200), primary_key=True),
+    sa.Column("most", sa.Integer, nullable=False),
 )
 
 workers = sa.Table(

@@ -526,6 +526,22 @@ class Store:
             self._insert_events(conn, events)
         return outcome
 
+    def set_tag_limit(self, tag: str, most: int) -> None:
+        """At most ``most`` runs of jobs tagged ``tag`` run at once, across all jobs."""
+        with self._write() as conn:
+            leases.set_tag_limit(conn, tag, most)
+
+    def tag_limits(self) -> dict[str, int]:
+        with self._read() as conn:
+            return {row.tag: row.most for row in conn.execute(sa.select(schema.tag_limits))}
+
+    def set_priority(
+        self, priority: int, *, job_id: str | None = None, run_id: str | None = None
+    ) -> int:
+        """Change the priority of a job's (or one run's) runs not yet started; how many."""
+        with self._write() as conn:
+            return leases.set_priority(conn, priority=priority, job_id=job_id, run_id=run_id)
+
     def recover_lost_runs(self, *, at: dt.datetime) -> list[str]:
         """End as FAILURE "worker lost" every active run whose lease has expired."""
         with self._write() as conn:
