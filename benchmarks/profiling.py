@@ -10,7 +10,7 @@ inflates Python-heavy code such as SQLAlchemy and hides the cost of copy-on-writ
 
 W1 is profiled on both sides of the fork: the parent (claiming, recording, SQL) in one
 profile, and every run's process (steps, pickling outputs, messages) in another, merged over
-all runs. The children are profiled by wrapping ``ProcessExecutor._child`` here, in this
+all runs. The children are profiled by wrapping ``runprocess.run`` here, in this
 process only; runyard itself is not changed. Profiling slows Python code down, so read the
 shares, not the absolute times.
 """
@@ -38,7 +38,7 @@ if str(HERE) not in sys.path:
 import pipelines  # noqa: E402
 import run as bench  # noqa: E402
 
-from runyard.execution import processes  # noqa: E402
+from runyard.execution import processes, runprocess  # noqa: E402
 from runyard.storage import store as store_mod  # noqa: E402
 
 
@@ -55,18 +55,18 @@ def report(title: str, stats: pstats.Stats, total: float, top: int, sort: str) -
 def profile_w1(top: int, out_dir: pathlib.Path, runs: int) -> None:
     children = out_dir / "w1-children"
     children.mkdir(parents=True, exist_ok=True)
-    original = processes.ProcessExecutor._child
+    original = runprocess.run
 
-    def profiled_child(self, pipeline, task, writer, out_fd):  # type: ignore[no-untyped-def]
+    def profiled_child(pipeline, task, writer, out_fd, outputs):  # type: ignore[no-untyped-def]
         profiler = cProfile.Profile()
         profiler.enable()
         try:
-            original(self, pipeline, task, writer, out_fd)
+            original(pipeline, task, writer, out_fd, outputs)
         finally:
             profiler.disable()
             profiler.dump_stats(str(children / f"{task.run_id}.prof"))
 
-    processes.ProcessExecutor._child = profiled_child  # type: ignore[method-assign]
+    runprocess.run = profiled_child
     xs = max(1, runs // 10)
     try:
         with bench.sqlite_app() as app:
@@ -81,7 +81,7 @@ def profile_w1(top: int, out_dir: pathlib.Path, runs: int) -> None:
             parent.disable()
             wall = time.perf_counter() - start
     finally:
-        processes.ProcessExecutor._child = original  # type: ignore[method-assign]
+        runprocess.run = original
     parent.dump_stats(str(out_dir / "w1-parent.prof"))
     print(
         f"W1 on SQLite, {xs * 10} runs: create {create * 1e3:.0f} ms, execute "
@@ -123,10 +123,10 @@ def phases_w1(runs: int, repeats: int = 5) -> None:
 
     wrap(store_mod.Store, "apply", "Store.apply (recording)")
     wrap(store_mod.Store, "claim_runs", "Store.claim_runs")
-    wrap(processes.ProcessExecutor, "_spawn", "ProcessExecutor._spawn (fork)")
-    wrap(processes.ProcessExecutor, "_reap", "ProcessExecutor._reap (waitpid)")
-    wrap(processes.ProcessExecutor, "_read_messages", "ProcessExecutor._read_messages")
-    wrap(processes.ProcessExecutor, "_read_output", "ProcessExecutor._read_output")
+    wrap(processes.Session, "_spawn", "Session._spawn (fork request)")
+    wrap(processes.Session, "_reap", "Session._reap")
+    wrap(processes.Session, "_read_messages", "Session._read_messages")
+    wrap(processes.Session, "_read_output", "Session._read_output")
     wrap(type(selectors.DefaultSelector()), "select", "selector.select (idle)")
     xs = max(1, runs // 10)
     total_wall = total_cpu = 0.0

@@ -16,7 +16,8 @@ CREATE  creating a job of 10,000 runs (no execution): seconds. Floor: building t
         parameter dicts.
 
 Times are ``time.perf_counter`` wall clock; every workload is warmed up once and the
-median of its repetitions is reported.
+median of its repetitions is reported. The engine benchmarks (E1-E3: `runyard serve` /
+`runyard worker` processes) are in benchmarks/engine.py.
 """
 
 from __future__ import annotations

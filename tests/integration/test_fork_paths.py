@@ -24,7 +24,9 @@ Load = Callable[[str], pipelines.PipelineDefinition]
 def fork_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "direct fork":
         # As on an OS without SOCK_SEQPACKET: the engine forks each run itself.
-        monkeypatch.setattr(forkserver.ForkServer, "start", classmethod(lambda cls, body: None))
+        monkeypatch.setattr(
+            forkserver.ForkServer, "start", classmethod(lambda cls, body, warm=None: None)
+        )
     return str(request.param)
 
 

@@ -48,8 +48,12 @@ class ForkServer:
         self._gone = False
 
     @classmethod
-    def start(cls, body: RunBody) -> ForkServer | None:
-        """Fork the server now; None where this OS cannot pass descriptors this way."""
+    def start(cls, body: RunBody, warm: Callable[[Any], object] | None = None) -> ForkServer | None:
+        """Fork the server now; None where this OS cannot pass descriptors this way.
+
+        ``warm(task)`` runs in the server before each fork (loading the run's pipeline,
+        say), so what it loads is there, already, in every later run's process.
+        """
         if not hasattr(socket, "SOCK_SEQPACKET") or not hasattr(socket, "send_fds"):
             return None
         try:
@@ -61,7 +65,7 @@ class ForkServer:
             code = _INTERNAL_ERROR
             try:
                 ours.close()
-                _serve(theirs, body)
+                _serve(theirs, body, warm)
                 code = 0
             except BaseException:
                 with contextlib.suppress(BaseException):
@@ -166,7 +170,7 @@ class ForkServer:
         return message
 
 
-def _serve(sock: socket.socket, body: RunBody) -> None:
+def _serve(sock: socket.socket, body: RunBody, warm: Callable[[Any], object] | None) -> None:
     """The server's loop: fork a run per request, report each run's pid and exit status."""
     gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
@@ -200,6 +204,9 @@ def _serve(sock: socket.socket, body: RunBody) -> None:
                         os.waitpid(pid, 0)
                 return
             key, task = pickle.loads(data)
+            if warm is not None:
+                with contextlib.suppress(Exception):  # the run itself will say what failed
+                    warm(task)
             server = os.getpid()
             pid = os.fork()
             if pid == 0:  # the run

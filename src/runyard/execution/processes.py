@@ -184,7 +184,9 @@ class Session:
         self.children: dict[str, _Child] = {}
         self._selector = selectors.DefaultSelector()
         self._server = (
-            forkserver.ForkServer.start(self._server_body) if executor.use_fork_server else None
+            forkserver.ForkServer.start(self._server_body, warm=resolve)
+            if executor.use_fork_server
+            else None
         )
         self._early_exits: dict[int, int] = {}  # exits reported before their pid was bound
         if self._server is not None:

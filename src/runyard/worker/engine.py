@@ -78,6 +78,7 @@ class Worker:
         self.id = uuid.uuid4().hex
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._fixed = pipeline
+        self._loaded: dict[str, pipelines.PipelineDefinition] = {}
         self._on_heartbeat = on_heartbeat
         self._jobs: dict[str, records.Job] = {}
         self._pipelines: dict[str, pipelines.PipelineDefinition] = {}
@@ -126,6 +127,11 @@ class Worker:
                 session.kill_all("run stopped: its worker was shut down")
             if self._draining and not session.running:
                 return
+            if self._recorder.has_finished:
+                # A run has ended: write it now, so the claim sees its slot (and its job's
+                # limit) free, and claim at once rather than after the poll interval.
+                self._recorder.flush(force=True)
+                next_claim = now
             if not self._draining and session.free > 0 and now >= next_claim:
                 asked = session.free
                 started = self._claim_and_start(session, asked)
@@ -200,8 +206,14 @@ class Worker:
 
     def _resolve_task(self, task: processes.RunTask) -> pipelines.PipelineDefinition:
         """In the fork server (which must not touch the store): the run's pipeline, from
-        the task alone; the server keeps each module it loads, so later runs start warm."""
-        return self._fixed or _load(task.job_id, task.pipeline_ref)
+        the task alone. The server calls this before forking, and keeps what it loaded, so
+        every later run of the pipeline starts with it in memory."""
+        if self._fixed is not None:
+            return self._fixed
+        pipeline = self._loaded.get(task.pipeline_ref)
+        if pipeline is None:
+            pipeline = self._loaded[task.pipeline_ref] = _load(task.job_id, task.pipeline_ref)
+        return pipeline
 
 
 def _load(job_id: str, reference: str) -> pipelines.PipelineDefinition:

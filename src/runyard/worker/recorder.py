@@ -64,6 +64,11 @@ class Recorder:
         self._changes = store_mod.Changes()
         self._finished: list[records.Run] = []
 
+    @property
+    def has_finished(self) -> bool:
+        """Whether a run has ended since the last write."""
+        return bool(self._finished)
+
     def track(self, run: records.Run, pipeline: pipelines.PipelineDefinition) -> None:
         """Follow a run of ``pipeline`` that has just been claimed (STARTING)."""
         self._runs[run.id] = _Tracked(run, pipeline)
