@@ -115,7 +115,7 @@ def test_the_well_behaved_runs_finish_with_their_outputs(crashed: Crashed) -> No
         ("os_exit", ["'work'", "exited with code 7"], "RunProcessDied"),
         ("segfault", ["'work'", "SIGSEGV"], "RunProcessDied"),
         ("memory", ["'work'", "MemoryError"], "MemoryError"),
-        ("loop", ["'work'", "timed out after 2 s"], "RunProcessDied"),
+        ("loop", ["'work'", "timed out after 2 s"], "TimedOut"),
     ],
 )
 def test_a_misbehaving_run_fails_naming_what_happened_and_the_step(
@@ -269,3 +269,28 @@ def test_an_interrupt_kills_every_running_run_and_records_it(
     assert app.get_job(job.id).state is runyard.JobState.KILLED
     with pytest.raises(ProcessLookupError):
         os.kill(int((tmp_path / "loop.pid").read_text()), 0)
+
+
+def test_a_step_past_its_timeout_fails_its_run_and_leaves_no_process(
+    app: service.Runyard, tmp_path: pathlib.Path
+) -> None:
+    pipe = loader.load_pipeline(f"{FIXTURES / 'slow.py'}:slow_pipeline").pipeline
+    pid_file = tmp_path / "slow.pid"
+    job = app.create_job(
+        pipe,
+        grid={
+            "pipeline_parameters": {"pid_file": [str(pid_file)]},
+            "slow": {"seconds": [0.1, 30.0]},
+        },
+    )
+    started = time.monotonic()
+    app.execute_job(job.id, pipe, max_parallel_runs=1)
+    assert time.monotonic() - started < 20  # the 30 s step did not run its course
+    quick, stuck = app.list_runs(job.id)
+    assert quick.state is R.SUCCESS
+    assert stuck.state is R.FAILURE
+    assert stuck.reason == "step 'slow' timed out after 1 s"
+    steps = steps_of(app, stuck)
+    assert steps["slow"].state is S.FAILURE and steps["slow"].error_type == "TimedOut"
+    assert steps["after"].state is S.UPSTREAM_FAILED
+    assert wait_dead(int(pid_file.read_text()))

@@ -62,8 +62,15 @@ class StepDefinition:
         version: str | None = None,
         description: str | None = None,
         outputs: Sequence[str] | Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.fn = fn
+        if timeout is not None and timeout <= 0:
+            raise errors.DefinitionError(
+                f"Step {name or fn.__name__!r}: timeout={timeout} must be a positive number "
+                "of seconds"
+            )
+        self.timeout = timeout  # seconds; past it the run's process group is killed
         self.name = name or fn.__name__
         if not self.name.isidentifier():
             raise errors.DefinitionError(
@@ -153,6 +160,7 @@ def step(
     version: str | None = None,
     description: str | None = None,
     outputs: Sequence[str] | Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> Callable[[Callable[..., Any]], StepDefinition]: ...
 def step(
     fn: Callable[..., Any] | None = None,
@@ -162,15 +170,22 @@ def step(
     version: str | None = None,
     description: str | None = None,
     outputs: Sequence[str] | Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> StepDefinition | Callable[[Callable[..., Any]], StepDefinition]:
-    """Make a function a step: ``@step`` or ``@step(name=..., version=..., outputs=[...])``.
+    """Make a function a step: ``@step`` or ``@step(name=..., version=..., outputs=[...],
+    timeout=seconds)``. A step past its timeout fails its run (its process group is killed).
 
     Raises ``DefinitionError`` for a signature a step cannot have.
     """
 
     def wrap(f: Callable[..., Any]) -> StepDefinition:
         return StepDefinition(
-            f, name=name, version=version, description=description, outputs=outputs
+            f,
+            name=name,
+            version=version,
+            description=description,
+            outputs=outputs,
+            timeout=timeout,
         )
 
     return wrap(fn) if fn is not None else wrap

@@ -105,6 +105,8 @@ class _Child:
     via_server: bool = False  # forked by the fork server, which reports its exit status
     status: int | None = None  # its waitpid status, once known
     requested_at: float = 0.0  # when it was asked for (unix time)
+    step_deadline: float | None = None  # monotonic time the running step's timeout ends
+    step_timed_out: str | None = None  # the step whose timeout killed it
 
     @property
     def ended(self) -> bool:
@@ -328,6 +330,7 @@ class Session:
         """Wake by the next deadline, and at least every ``most`` seconds (so the listener
         can flush what it holds)."""
         ends = [c.deadline for c in self.children.values() if c.deadline is not None]
+        ends += [c.step_deadline for c in self.children.values() if c.step_deadline]
         ends += [c.kill_at for c in self.children.values() if c.kill_at is not None]
         if not ends:
             return most
@@ -339,6 +342,11 @@ class Session:
             if child.deadline is not None and now >= child.deadline and not child.timed_out:
                 self._ensure_pid(child)
                 child.timed_out = True
+                _signal_group(child.pid, signal.SIGKILL)
+            if child.step_deadline is not None and now >= child.step_deadline:
+                self._ensure_pid(child)
+                child.step_deadline = None
+                child.step_timed_out = child.current_step
                 _signal_group(child.pid, signal.SIGKILL)
             if child.kill_at is not None and now >= child.kill_at:
                 child.kill_at = None
@@ -387,9 +395,12 @@ class Session:
                     self._read_output(child)
                 if kind == "step_started":
                     child.current_step = message[1]
+                    limit = (child.task.step_timeouts or {}).get(message[1])
+                    child.step_deadline = time.monotonic() + limit if limit else None
                     listener.step_started(run_id, message[1], message[2])
                 elif kind == "step_finished":
                     child.current_step = None
+                    child.step_deadline = None
                     listener.step_finished(
                         run_id, message[1], states.StepState(message[2]), message[3], message[4]
                     )
@@ -469,6 +480,9 @@ class Session:
         killed = child.stop_reason is not None
         if killed:
             problem = child.stop_reason
+        elif child.step_timed_out is not None:
+            limit = (child.task.step_timeouts or {})[child.step_timed_out]
+            problem = f"step {child.step_timed_out!r} timed out after {limit:g} s"
         elif child.timed_out:
             timeout = child.task.run_timeout or self.executor.run_timeout or 0
             problem = f"run timed out after {timeout:g} s"

@@ -39,6 +39,7 @@ class RunTask:
     run_timeout: float | None = None
     memory_limit_mb: int | None = None
     reuse: Mapping[str, Mapping[str, str]] | None = None  # {step: {output: uri}} to reuse
+    step_timeouts: Mapping[str, float] | None = None  # seconds, by step name
 
 
 class OutputStore(Protocol):

@@ -180,6 +180,9 @@ class Worker:
                     run_timeout=job.run_timeout,
                     memory_limit_mb=job.memory_limit_mb,
                     reuse=run.reuse,
+                    step_timeouts={
+                        n.name: n.step.timeout for n in pipeline if n.step.timeout is not None
+                    },
                 ),
                 pipeline,
             )

@@ -148,7 +148,8 @@ class Recorder:
                 self._move_run(tracked, _R.FAILURE, when, reason=tracked.failure)
         else:
             where = [n for n, s in tracked.steps.items() if s.state is _S.RUNNING]
-            reason = problem + (f" during step {where[0]!r}" if where else "")
+            named = problem.startswith("step ")  # it says which step already
+            reason = problem + (f" during step {where[0]!r}" if where and not named else "")
             self._end_steps_of_dead_run(tracked, when, problem, killed)
             if tracked.failure is not None and not killed:
                 reason = f"{tracked.failure}; then {reason}"
@@ -235,7 +236,9 @@ class Recorder:
                     state,
                     when,
                     finished_at=when,
-                    error_type=None if killed else "RunProcessDied",
+                    error_type=None
+                    if killed
+                    else ("TimedOut" if "timed out" in problem else "RunProcessDied"),
                     error_message=problem,
                 )
                 failed.add(node.name)
