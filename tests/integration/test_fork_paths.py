@@ -92,7 +92,7 @@ class _Heard:
     def run_started(self, run_id: str, *, worker: str, at: float) -> None:
         self.started.append(run_id)
 
-    def step_started(self, run_id: str, step: str, at: float) -> None:
+    def step_started(self, run_id: str, step: str, at: float, attempt: int = 1) -> None:
         assert run_id in self.started, "a step was reported before its run started"
 
     def output_stored(self, run_id: str, *args: object) -> None:

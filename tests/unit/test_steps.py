@@ -195,3 +195,21 @@ def test_unresolvable_annotation_is_a_definition_error() -> None:
     )
     with pytest.raises(errors.DefinitionError, match=r"'odd'.*annotations"):
         runyard.step(namespace["odd"])
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"retries": -1},
+        {"retry_delay": -1.0},
+        {"retry_backoff": 0.5},
+        {"retry_jitter": 2.0},
+        {"timeout": 0},
+    ],
+)
+def test_bad_retry_or_timeout_settings_are_refused(options: dict) -> None:
+    with pytest.raises(errors.DefinitionError, match=r"not valid|must be a positive"):
+
+        @runyard.step(**options)
+        def work() -> None:
+            pass

@@ -63,8 +63,24 @@ class StepDefinition:
         description: str | None = None,
         outputs: Sequence[str] | Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.0,
+        retry_backoff: float = 2.0,
+        retry_jitter: float = 0.1,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
     ) -> None:
         self.fn = fn
+        if retries < 0 or retry_delay < 0 or retry_backoff < 1 or not 0 <= retry_jitter <= 1:
+            raise errors.DefinitionError(
+                f"Step {name or fn.__name__!r}: retries={retries}, retry_delay={retry_delay}, "
+                f"retry_backoff={retry_backoff}, retry_jitter={retry_jitter} are not valid; "
+                "give retries >= 0, a delay >= 0, a backoff >= 1 and a jitter in [0, 1]"
+            )
+        self.retries = retries  # further attempts after a failure, each its own step run
+        self.retry_delay = retry_delay  # seconds before the first retry
+        self.retry_backoff = retry_backoff  # each later delay is this many times longer
+        self.retry_jitter = retry_jitter  # each delay is stretched by up to this fraction
+        self.retry_on = retry_on  # only these exceptions are retried
         if timeout is not None and timeout <= 0:
             raise errors.DefinitionError(
                 f"Step {name or fn.__name__!r}: timeout={timeout} must be a positive number "
@@ -161,6 +177,11 @@ def step(
     description: str | None = None,
     outputs: Sequence[str] | Mapping[str, Any] | None = None,
     timeout: float | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    retry_backoff: float = 2.0,
+    retry_jitter: float = 0.1,
+    retry_on: tuple[type[BaseException], ...] = (Exception,),
 ) -> Callable[[Callable[..., Any]], StepDefinition]: ...
 def step(
     fn: Callable[..., Any] | None = None,
@@ -171,6 +192,11 @@ def step(
     description: str | None = None,
     outputs: Sequence[str] | Mapping[str, Any] | None = None,
     timeout: float | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    retry_backoff: float = 2.0,
+    retry_jitter: float = 0.1,
+    retry_on: tuple[type[BaseException], ...] = (Exception,),
 ) -> StepDefinition | Callable[[Callable[..., Any]], StepDefinition]:
     """Make a function a step: ``@step`` or ``@step(name=..., version=..., outputs=[...],
     timeout=seconds)``. A step past its timeout fails its run (its process group is killed).
@@ -186,6 +212,11 @@ def step(
             description=description,
             outputs=outputs,
             timeout=timeout,
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_backoff=retry_backoff,
+            retry_jitter=retry_jitter,
+            retry_on=retry_on,
         )
 
     return wrap(fn) if fn is not None else wrap

@@ -121,14 +121,20 @@ class _Timer:
         self.started: dict[str, float] = {}
         self.durations: dict[str, float] = {}
 
-    def step_started(self, step: str, at: float) -> None:
+    def step_started(self, step: str, at: float, *, attempt: int = 1) -> None:
         self.started[step] = time.perf_counter()
 
     def output_ready(self, step: str, output: str, value: Any) -> None:
         pass
 
     def step_finished(
-        self, step: str, state: states.StepState, at: float, error: boundary.UserError | None
+        self,
+        step: str,
+        state: states.StepState,
+        at: float,
+        error: boundary.UserError | None,
+        *,
+        attempt: int = 1,
     ) -> None:
         if step in self.started:
             self.durations[step] = time.perf_counter() - self.started[step]

@@ -53,7 +53,7 @@ class RunListener(Protocol):
 
     def run_started(self, run_id: str, *, worker: str, at: float) -> None: ...
 
-    def step_started(self, run_id: str, step: str, at: float) -> None: ...
+    def step_started(self, run_id: str, step: str, at: float, attempt: int = 1) -> None: ...
 
     def output_stored(
         self,
@@ -73,6 +73,7 @@ class RunListener(Protocol):
         state: states.StepState,
         at: float,
         error: boundary.UserError | None,
+        attempt: int = 1,
     ) -> None: ...
 
     def log_lines(self, run_id: str, lines: list[capture.Line]) -> None: ...
@@ -397,12 +398,17 @@ class Session:
                     child.current_step = message[1]
                     limit = (child.task.step_timeouts or {}).get(message[1])
                     child.step_deadline = time.monotonic() + limit if limit else None
-                    listener.step_started(run_id, message[1], message[2])
+                    listener.step_started(run_id, message[1], message[2], message[3])
                 elif kind == "step_finished":
                     child.current_step = None
                     child.step_deadline = None
                     listener.step_finished(
-                        run_id, message[1], states.StepState(message[2]), message[3], message[4]
+                        run_id,
+                        message[1],
+                        states.StepState(message[2]),
+                        message[3],
+                        message[4],
+                        message[5],
                     )
                 elif kind == "output_stored":
                     listener.output_stored(run_id, *message[1:])

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import random
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from runyard.core import pipelines, records, states
+from runyard.core import pipelines, records, states, steps
 from runyard.execution import boundary, context
 
 __all__ = ["Observer", "RunOutcome", "StepOutcome", "execute"]
@@ -26,13 +27,19 @@ _DONE = (_SUCCESS, _SKIPPED)  # what downstream steps may read from
 class Observer(Protocol):
     """Receives what happens in a run, in order, from the thread that executed the step."""
 
-    def step_started(self, step: str, at: float) -> None: ...
+    def step_started(self, step: str, at: float, *, attempt: int = 1) -> None: ...
 
     def output_ready(self, step: str, output: str, value: Any) -> None:
         """Called for each output before ``step_finished``; raising fails the step."""
 
     def step_finished(
-        self, step: str, state: states.StepState, at: float, error: boundary.UserError | None
+        self,
+        step: str,
+        state: states.StepState,
+        at: float,
+        error: boundary.UserError | None,
+        *,
+        attempt: int = 1,
     ) -> None: ...
 
 
@@ -176,8 +183,35 @@ class _Runner:
 
     def _run_step(self, node: pipelines.StepNode) -> None:
         name = node.name
-        observer = self.observer
-        observer.step_started(name, time.time())
+        step = node.step
+        attempt = 1
+        try:
+            while True:
+                outputs, exc = self._attempt(node, attempt)
+                if exc is None:
+                    break
+                error = boundary.describe(exc)
+                self.observer.step_finished(
+                    name, states.StepState.FAILURE, time.time(), error, attempt=attempt
+                )
+                if attempt > step.retries or not isinstance(exc, step.retry_on):
+                    self.outcomes[name] = StepOutcome(states.StepState.FAILURE, {}, error, exc)
+                    return
+                time.sleep(_retry_delay(step, attempt))
+                attempt += 1
+        finally:
+            self._release_inputs(node)
+        for output, value in outputs.items():
+            self.values[(name, output)] = value
+        self.outcomes[name] = StepOutcome(_SUCCESS, outputs if self.keep_outputs else {}, None)
+        self.observer.step_finished(name, _SUCCESS, time.time(), None, attempt=attempt)
+
+    def _attempt(
+        self, node: pipelines.StepNode, attempt: int
+    ) -> tuple[dict[str, Any], BaseException | None]:
+        """One attempt of a step: its outputs, or what it raised."""
+        name = node.name
+        self.observer.step_started(name, time.time(), attempt=attempt)
         token = None
         try:
             args: dict[str, Any] = {}
@@ -197,25 +231,19 @@ class _Runner:
                     step_params,
                     self.run_id,
                     self.job_id,
+                    attempt,
                 )
             )
             result = node.step.fn(**args, **step_params)
             outputs = _split_outputs(node, result)
             for output, value in outputs.items():
-                observer.output_ready(name, output, value)
+                self.observer.output_ready(name, output, value)
+            return outputs, None
         except (Exception, SystemExit) as exc:
-            error = boundary.describe(exc)
-            self.outcomes[name] = StepOutcome(states.StepState.FAILURE, {}, error, exc)
-            observer.step_finished(name, states.StepState.FAILURE, time.time(), error)
-            return
+            return {}, exc
         finally:
             if token is not None:
                 context._current.reset(token)
-            self._release_inputs(node)
-        for output, value in outputs.items():
-            self.values[(name, output)] = value
-        self.outcomes[name] = StepOutcome(_SUCCESS, outputs if self.keep_outputs else {}, None)
-        observer.step_finished(name, _SUCCESS, time.time(), None)
 
     def _release_inputs(self, node: pipelines.StepNode) -> None:
         """Forget an upstream value once its last reader is done (when not keeping outputs)."""
@@ -246,3 +274,9 @@ def _split_outputs(node: pipelines.StepNode, result: Any) -> dict[str, Any]:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _retry_delay(step: steps.StepDefinition, attempt: int) -> float:
+    """Seconds to wait before retrying after failed ``attempt``: exponential, with jitter."""
+    base = step.retry_delay * step.retry_backoff ** (attempt - 1)
+    return base * (1 + step.retry_jitter * random.random())

@@ -114,18 +114,24 @@ class _Observer:
         self.outputs = outputs
         self.lines = lines
 
-    def step_started(self, step: str, at: float) -> None:
-        self.send(("step_started", step, at))
+    def step_started(self, step: str, at: float, *, attempt: int = 1) -> None:
+        self.send(("step_started", step, at, attempt))
 
     def output_ready(self, step: str, output: str, value: Any) -> None:
         uri, size, serializer = self.outputs.put(self.run_id, step, output, value)
         self.send(("output_stored", step, output, uri, size, serializer, time.time()))
 
     def step_finished(
-        self, step: str, state: states.StepState, at: float, error: boundary.UserError | None
+        self,
+        step: str,
+        state: states.StepState,
+        at: float,
+        error: boundary.UserError | None,
+        *,
+        attempt: int = 1,
     ) -> None:
         self.lines.flush()
-        self.send(("step_finished", step, state.value, at, error))
+        self.send(("step_finished", step, state.value, at, error, attempt))
 
 
 def describe_exit(status: int) -> str:

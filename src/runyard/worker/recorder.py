@@ -91,8 +91,20 @@ class Recorder:
             tracked.steps[node.name] = step
             self._changes.steps.append(store_mod.StepTransition(tracked.job_id, step, None, when))
 
-    def step_started(self, run_id: str, step: str, at: float) -> None:
-        self._move_step(self._runs[run_id], step, _S.RUNNING, _time(at), started_at=_time(at))
+    def step_started(self, run_id: str, step: str, at: float, attempt: int = 1) -> None:
+        tracked = self._runs[run_id]
+        when = _time(at)
+        if attempt == 1:
+            self._move_step(tracked, step, _S.RUNNING, when, started_at=when)
+            return
+        # A retry: a step run of its own; the failure before it no longer ends the run.
+        if tracked.failure is not None and tracked.failure.startswith(f"step {step!r} failed"):
+            tracked.failure = None
+        retry = records.StepRun(run_id, step, attempt, _S.RUNNING, started_at=when)
+        tracked.steps[step] = retry
+        self._changes.steps.append(store_mod.StepTransition(tracked.job_id, retry, None, when))
+        if self.on_step is not None:
+            self.on_step(run_id, retry)
 
     def output_stored(
         self,
@@ -115,6 +127,7 @@ class Recorder:
         state: states.StepState,
         at: float,
         error: boundary.UserError | None,
+        attempt: int = 1,
     ) -> None:
         tracked = self._runs[run_id]
         when = _time(at)
