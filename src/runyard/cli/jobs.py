@@ -21,7 +21,9 @@ from runyard.execution import loader
 
 __all__ = ["app", "execute_with_progress"]
 
-app = typer.Typer(help="Create, list, inspect and wait on jobs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, list, inspect, wait on, stop and schedule jobs.", no_args_is_help=True
+)
 
 PipelineArg = Annotated[
     str, typer.Argument(metavar="FILE.py[:PIPELINE]", help="The pipeline to run.")

@@ -30,7 +30,8 @@ class _RunGroup(typer.core.TyperGroup):
 app = typer.Typer(
     cls=_RunGroup,
     no_args_is_help=True,
-    help="Run a pipeline once, now (runyard run FILE.py:PIPELINE), or list and inspect runs.",
+    help="Run a pipeline once, now (runyard run FILE.py:PIPELINE), or list, inspect, stop "
+    "and retry runs.",
 )
 
 
