@@ -70,46 +70,10 @@ StepParamOpt = Annotated[
 ]
 
 
-def execute_with_progress(
-    ryard: service.Runyard,
-    summary: records.JobSummary,
-    loaded: loader.LoadedPipeline,
-    *,
-    show_bar: bool = True,
-) -> records.JobSummary:
-    """Execute a job in this process with a progress bar: succeeded + failed / total."""
-    total = summary.job.run_count
-    counts = {"ok": 0, "bad": 0}
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=render.err_console,
-        disable=not show_bar,
-        transient=False,
-        auto_refresh=False,  # no refresh thread: runs are forked from this process's image
-    ) as bar:
-        task = bar.add_task(loaded.pipeline.name, total=total, detail="")
-
-        def finished(run: records.Run) -> None:
-            counts["ok" if run.state is states.RunState.SUCCESS else "bad"] += 1
-            bar.update(task, advance=1, detail=f"{counts['ok']} succeeded, {counts['bad']} failed")
-            bar.refresh()
-
-        return ryard.execute_job(
-            summary.job.id,
-            loaded.pipeline,
-            on_run_finished=finished,
-        )
-
-
-def wait_with_progress(
-    ryard: service.Runyard, summary: records.JobSummary, *, show_bar: bool = True
-) -> records.JobSummary:
-    """Follow a job an engine executes, with the same progress bar."""
-    with Progress(
+def _progress_bar(show_bar: bool) -> Progress:
+    """The job progress bar: succeeded + failed / total. No refresh thread (callers refresh
+    it), because runs are forked from this process's image."""
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -118,7 +82,34 @@ def wait_with_progress(
         console=render.err_console,
         disable=not show_bar,
         auto_refresh=False,
-    ) as bar:
+    )
+
+
+def execute_with_progress(
+    ryard: service.Runyard,
+    summary: records.JobSummary,
+    loaded: loader.LoadedPipeline,
+    *,
+    show_bar: bool = True,
+) -> records.JobSummary:
+    """Execute a job in this process with the progress bar."""
+    counts = {"ok": 0, "bad": 0}
+    with _progress_bar(show_bar) as bar:
+        task = bar.add_task(loaded.pipeline.name, total=summary.job.run_count, detail="")
+
+        def finished(run: records.Run) -> None:
+            counts["ok" if run.state is states.RunState.SUCCESS else "bad"] += 1
+            bar.update(task, advance=1, detail=f"{counts['ok']} succeeded, {counts['bad']} failed")
+            bar.refresh()
+
+        return ryard.execute_job(summary.job.id, loaded.pipeline, on_run_finished=finished)
+
+
+def wait_with_progress(
+    ryard: service.Runyard, summary: records.JobSummary, *, show_bar: bool = True
+) -> records.JobSummary:
+    """Follow a job an engine executes, with the same progress bar."""
+    with _progress_bar(show_bar) as bar:
         task = bar.add_task(summary.job.pipeline_name, total=summary.job.run_count, detail="")
 
         def progress(now: records.JobSummary) -> None:
