@@ -5,7 +5,8 @@ parameter grids with ``create_job``; every job, run, step, log line and output i
 """
 
 from runyard.app.service import Runyard, connect, create_job
-from runyard.core.records import Job, JobSummary, Run, StepRun
+from runyard.core.records import Job, JobSummary, Notice, Run, StepRun
+from runyard.core.retries import RetryPolicy
 from runyard.core.states import JobState, RunState, StepState
 from runyard.core.steps import step
 from runyard.errors import RunyardError
@@ -16,8 +17,10 @@ __all__ = [
     "Job",
     "JobState",
     "JobSummary",
+    "Notice",
     "Pipeline",
     "PipelineResult",
+    "RetryPolicy",
     "Run",
     "RunState",
     "Runyard",

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from runyard.core import records, states
+from runyard.core import hooks as hooks_mod
+from runyard.core import records, retries, states
 from runyard.storage import store as store_mod
 
 # Microseconds on purpose: the store must keep them.
@@ -70,6 +71,9 @@ class JobBuilder:
         shuffled: bool = False,
         max_parallel_runs: int = 100,
         priority: int = 0,
+        retry: retries.RetryPolicy | None = None,
+        hooks: Sequence[hooks_mod.Hook] = (),
+        max_retained_runs: int | None = None,
     ) -> tuple[records.Job, list[records.Run]]:
         """A job and its runs in grid order (``shuffled``: handed over in random order)."""
         job = records.Job(
@@ -84,6 +88,9 @@ class JobBuilder:
             max_parallel_runs=max_parallel_runs,
             run_count=runs,
             created_at=created_at,
+            retry=retry,
+            hooks=tuple(hooks),
+            max_retained_runs=max_retained_runs,
         )
         made = [
             records.Run(

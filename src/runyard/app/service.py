@@ -17,11 +17,11 @@ from typing import Any
 from runyard import errors
 from runyard.app import gridfile, settings
 from runyard.core import grid as grid_mod
-from runyard.core import pipelines, records, schedules, states
+from runyard.core import hooks, pipelines, records, retries, schedules, states
 from runyard.execution import loader
 from runyard.storage import artifacts as artifacts_mod
 from runyard.storage import store as store_mod
-from runyard.worker import engine, recorder
+from runyard.worker import engine, notifier, recorder
 
 __all__ = ["Runyard", "connect", "create_job"]
 
@@ -90,9 +90,15 @@ class Runyard:
         priority: int = 0,
         trigger: schedules.Trigger | None = None,
         tag_limits: Mapping[str, int] | None = None,
+        retry: retries.RetryPolicy | None = None,
+        hooks: Iterable[hooks.Hook] = (),
+        max_retained_runs: int | None = None,
     ) -> records.JobSummary:
         """Validate the grid, expand it, and store the job with its selected runs; with a
         ``trigger`` (at a time, on a cron schedule) every tick makes a batch of them.
+
+        ``retry``, ``max_retained_runs`` (when given) replace the pipeline's defaults;
+        ``hooks`` are added to the pipeline's.
 
         Every value is checked against its parameter's type first; on any error
         (``GridError``, ``ParameterError``) nothing is stored.
@@ -117,6 +123,14 @@ class Runyard:
         parallel = max_parallel_runs if max_parallel_runs is not None else os.cpu_count() or 1
         if parallel < 1:
             raise errors.UsageError(f"max_parallel_runs={parallel} is not valid; give 1 or more")
+        retained = (
+            max_retained_runs if max_retained_runs is not None else pipeline.max_retained_runs
+        )
+        if retained is not None and retained < 1:
+            raise errors.UsageError(
+                f"max_retained_runs={retained} is not valid; give 1 or more runs to keep"
+            )
+        policy = retry if retry is not None else pipeline.retry
         now = self.clock()
         job = records.Job(
             id=new_id(),
@@ -139,6 +153,9 @@ class Runyard:
             created_at=now,
             run_timeout=run_timeout,
             memory_limit_mb=memory_limit_mb,
+            retry=policy if policy is not None and policy.retries else None,
+            hooks=tuple(dict.fromkeys([*pipeline.hooks, *hooks])),
+            max_retained_runs=retained,
         )
         runs = [
             records.Run(
@@ -203,6 +220,7 @@ class Runyard:
                 f"{job.pipeline_name!r} but {pipeline.version} is loaded; create a new job"
             )
         self.store.queue_runs(job.id, at=self.clock())
+        hooks_out = notifier.Notifier(self.store, clock=self.clock) if job.hooks else None
         worker = engine.Worker(
             self.store,
             self.artifacts,
@@ -217,10 +235,17 @@ class Runyard:
             exit_when_idle=True,
             on_step=on_step,
             on_run_finished=on_run_finished,
+            artifacts=self.artifacts,
+            notifier=hooks_out,
             clock=self.clock,
         )
         try:
             worker.run()
+            if hooks_out is not None:
+                # The last runs' notices (the job's completion among them) were written
+                # as the worker stopped: deliver them once now. What fails stays in the
+                # store, for an engine to try again.
+                hooks_out.deliver_due()
         except BaseException:
             # Interrupted: the executor has killed and recorded the runs it had started;
             # nothing here will start the rest, so they end too rather than wait forever.
@@ -259,6 +284,13 @@ class Runyard:
     def get_run(self, run_id: str) -> records.Run:
         return self.store.get_run(run_id)
 
+    def last_attempt(self, run_id: str) -> records.Run:
+        """The run, or the newest retry of it (following retries of retries)."""
+        run = self.store.get_run(run_id)
+        while run.retried_by:
+            run = self.store.get_run(run.retried_by)
+        return run
+
     def step_runs(self, run_id: str) -> list[records.StepRun]:
         return self.store.list_step_runs(self.store.get_run(run_id).id)
 
@@ -289,6 +321,12 @@ class Runyard:
         self, *, job_id: str | None = None, run_id: str | None = None, after: int | None = None
     ) -> list[records.Event]:
         return self.store.list_events(job_id=job_id, run_id=run_id, after=after)
+
+    def notices(self, job_id: str | None = None) -> list[records.Notice]:
+        """The hooks' notices (of one job), oldest first, with how their delivery went."""
+        return self.store.list_notices(
+            job_id=self.store.get_job(job_id).id if job_id is not None else None
+        )
 
     def set_priority(
         self, priority: int, *, job_id: str | None = None, run_id: str | None = None
@@ -361,6 +399,7 @@ class Runyard:
             tick_at=parent.tick_at,
             parent_run_id=parent.id,
             reuse=reuse,
+            attempt=parent.attempt + 1,
         )
         self.store.create_retry(parent, run, reused)
         return run
@@ -379,8 +418,10 @@ class Runyard:
         kind: str,
         options: engine.WorkerOptions,
         on_run_finished: recorder.RunCallback | None = None,
+        on_notice: notifier.SettledCallback | None = None,
     ) -> engine.Worker:
-        """A worker executing this store's queued runs; call ``run()`` on it. The
+        """A worker executing this store's queued runs; call ``run()`` on it. It delivers
+        the hooks' notices and deletes runs beyond their job's ``max_retained_runs``; the
         ``serve`` kind also fires the schedules' due ticks."""
         return engine.Worker(
             self.store,
@@ -389,6 +430,8 @@ class Runyard:
             kind=kind,
             on_run_finished=on_run_finished,
             on_heartbeat=self.fire_due if kind == "serve" else None,
+            artifacts=self.artifacts,
+            notifier=notifier.Notifier(self.store, clock=self.clock, on_settled=on_notice),
             clock=self.clock,
         )
 
@@ -425,10 +468,11 @@ class Runyard:
     def wait_runs(
         self, run_ids: Iterable[str], *, timeout: float, poll: float = 0.1
     ) -> list[records.Run]:
-        """Wait (at most ``timeout`` s) until these runs have finished; their records."""
+        """Wait (at most ``timeout`` s) until these runs have finished; their records. A run
+        that was retried is followed to its last attempt, whose record is returned."""
         deadline = time.monotonic() + timeout
         while True:
-            found = [self.store.get_run(r) for r in run_ids]
+            found = [self.last_attempt(r) for r in run_ids]
             if all(r.state in states.FINISHED_RUN_STATES for r in found):
                 return found
             if time.monotonic() >= deadline:

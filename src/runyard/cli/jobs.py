@@ -14,9 +14,9 @@ from rich.text import Text
 
 from runyard import errors
 from runyard.app import service
-from runyard.cli import options, render
+from runyard.cli import options, policies, render
 from runyard.core import grid as grid_mod
-from runyard.core import records, schedules, states
+from runyard.core import hooks, records, retries, schedules, states
 from runyard.execution import loader
 
 __all__ = ["app", "execute_with_progress"]
@@ -98,8 +98,13 @@ def execute_with_progress(
         task = bar.add_task(loaded.pipeline.name, total=summary.job.run_count, detail="")
 
         def finished(run: records.Run) -> None:
-            counts["ok" if run.state is states.RunState.SUCCESS else "bad"] += 1
-            bar.update(task, advance=1, detail=f"{counts['ok']} succeeded, {counts['bad']} failed")
+            if run.state is states.RunState.FAILURE and ryard.get_run(run.id).retried_by:
+                detail = f"run {run.index} failed; retrying it"  # it has not finished yet
+            else:
+                counts["ok" if run.state is states.RunState.SUCCESS else "bad"] += 1
+                bar.update(task, advance=1)
+                detail = f"{counts['ok']} succeeded, {counts['bad']} failed"
+            bar.update(task, detail=detail)
             bar.refresh()
 
         return ryard.execute_job(summary.job.id, loaded.pipeline, on_run_finished=finished)
@@ -205,6 +210,15 @@ def create(
         ),
     ] = "latest",
     catchup_limit: Annotated[int, typer.Option("--catchup-limit", min=1)] = 10,
+    retries: policies.RetriesOpt = None,
+    retry_delay: policies.RetryDelayOpt = None,
+    retry_backoff: policies.RetryBackoffOpt = None,
+    retry_jitter: policies.RetryJitterOpt = None,
+    retry_on: policies.RetryOnOpt = None,
+    on_failure: policies.OnFailureOpt = None,
+    on_success: policies.OnSuccessOpt = None,
+    on_complete: policies.OnCompleteOpt = None,
+    max_retained_runs: policies.KeepRunsOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the runs the grid gives; store nothing.")
     ] = False,
@@ -263,6 +277,18 @@ def create(
             priority=priority,
             trigger=trigger,
             tag_limits=options.parse_limits(limit_tag or []),
+            retry=policies.retry_policy(
+                loaded.pipeline,
+                retries_=retries,
+                delay=retry_delay,
+                backoff=retry_backoff,
+                jitter=retry_jitter,
+                on=retry_on,
+            ),
+            hooks=policies.hook_list(
+                on_failure=on_failure, on_success=on_success, on_complete=on_complete
+            ),
+            max_retained_runs=max_retained_runs,
         )
         if trigger is not None:
             _report_scheduled(ryard, summary, quiet=quiet)
@@ -422,15 +448,62 @@ def inspect_job(
         ("Grid", json.dumps(dict(job.grid))),
         ("Deselected", ", ".join(map(str, job.deselected)) or "-"),
         ("Trigger", _trigger_text(schedule)),
+        ("Retries", _retry_text(job.retry)),
+        ("Hooks", "\n".join(f"{h.event}: {h.display}" for h in job.hooks) or "-"),
+        (
+            "Keeps",
+            f"the newest {job.max_retained_runs} finished runs"
+            if job.max_retained_runs
+            else "every run",
+        ),
         ("From", job.pipeline_ref or "-"),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)
     render.console.print(table)
+    failed = [run for run in failed if not run.retried_by]
     for run in failed[:10]:
         render.console.print(f"  run {run.id} (#{run.index}) failed: {run.reason}")
     if len(failed) > 10:
         render.console.print(f"  ... and {len(failed) - 10} more failed runs")
+
+
+def _retry_text(policy: retries.RetryPolicy | None) -> str:
+    if policy is None:
+        return "none: a failed run stays failed"
+    on = f" on {', '.join(policy.on)}" if policy.on else ""
+    return (
+        f"{policy.retries} time(s){on}, after {policy.delay:g} s, x{policy.backoff:g} each "
+        f"time, jitter {policy.jitter:g}"
+    )
+
+
+@app.command("hooks")
+def list_hook_notices(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+) -> None:
+    """Show the notices a job's hooks were sent (or are still to be): their state,
+    attempts and last error."""
+    with service.connect() as ryard:
+        job = ryard.get_job(job_id).job
+        notices = ryard.notices(job.id)
+    if not job.hooks:
+        render.console.print(
+            f"Job {job.id} has no hooks; add them with --on-failure, --on-success or --on-complete"
+        )
+        return
+    table = Table("EVENT", "RUN", "HOOK", "STATE", "ATTEMPTS", "LAST ERROR", box=None)
+    for notice in notices:
+        hook = hooks.Hook(notice.event, notice.target)
+        table.add_row(
+            notice.event.value,
+            notice.run_id[:8] if notice.run_id else "-",
+            hook.display,
+            notice.state.value.lower(),
+            str(notice.attempts),
+            notice.last_error or "",
+        )
+    render.console.print(table)
 
 
 @app.command("pause")

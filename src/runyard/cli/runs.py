@@ -11,7 +11,7 @@ from rich.text import Text
 
 from runyard import errors
 from runyard.app import service
-from runyard.cli import jobs, options, render
+from runyard.cli import jobs, options, policies, render
 from runyard.core import records, states
 from runyard.execution import loader
 
@@ -48,6 +48,13 @@ def run_now(
         bool,
         typer.Option("--wait", help="When an engine runs it, wait for it to end."),
     ] = False,
+    retries: policies.RetriesOpt = None,
+    retry_delay: policies.RetryDelayOpt = None,
+    retry_backoff: policies.RetryBackoffOpt = None,
+    retry_jitter: policies.RetryJitterOpt = None,
+    retry_on: policies.RetryOnOpt = None,
+    on_failure: policies.OnFailureOpt = None,
+    on_success: policies.OnSuccessOpt = None,
 ) -> None:
     """Run a pipeline once, now, showing each step; exits 1 when it fails. While an engine
     serves the store it runs there, and this returns at once (unless --wait)."""
@@ -70,6 +77,17 @@ def run_now(
             pipeline_ref=loaded.reference,
             run_timeout=run_timeout,
             memory_limit_mb=memory_limit,
+            retry=policies.retry_policy(
+                loaded.pipeline,
+                retries_=retries,
+                delay=retry_delay,
+                backoff=retry_backoff,
+                jitter=retry_jitter,
+                on=retry_on,
+            ),
+            hooks=policies.hook_list(
+                on_failure=on_failure, on_success=on_success, on_complete=None
+            ),
         )
         if ryard.engines():
             ryard.start_job(summary.job.id)
@@ -101,7 +119,8 @@ def run_now(
         ryard.execute_job(
             summary.job.id, loaded.pipeline, on_step=on_step, on_run_finished=finished.append
         )
-    _print_outcome(finished[0])
+        last = ryard.last_attempt(finished[0].id)  # the run was retried, maybe
+    _print_outcome(last)
 
 
 def _print_outcome(run: records.Run) -> None:
@@ -133,9 +152,8 @@ def retry_run(
                 return
             (done,) = ryard.wait_runs([run.id], timeout=float("inf"))
         else:  # no engine: run it here
-            finished: list[records.Run] = []
-            ryard.execute_job(run.job_id, on_run_finished=finished.append)
-            done = next(r for r in finished if r.id == run.id)
+            ryard.execute_job(run.job_id)
+            done = ryard.last_attempt(run.id)
     _print_outcome(done)
 
 

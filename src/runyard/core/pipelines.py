@@ -18,7 +18,7 @@ from typing import Any
 import pydantic
 
 from runyard import errors
-from runyard.core import params, steps
+from runyard.core import hooks, params, retries, steps
 
 __all__ = [
     "Binding",
@@ -96,6 +96,9 @@ class PipelineDefinition:
         description: str = "",
         max_step_parallelism: int = 1,
         source: Callable[..., Any] | None = None,
+        retry: retries.RetryPolicy | None = None,
+        hooks: tuple[hooks.Hook, ...] = (),
+        max_retained_runs: int | None = None,
     ) -> None:
         if not nodes:
             raise errors.DefinitionError(
@@ -109,8 +112,16 @@ class PipelineDefinition:
         self.nodes: Mapping[str, StepNode] = dict(nodes)
         self.params = params
         self.description = description
+        if max_retained_runs is not None and max_retained_runs < 1:
+            raise errors.DefinitionError(
+                f"Pipeline {name!r}: max_retained_runs={max_retained_runs} must be >= 1"
+            )
         self.max_step_parallelism = max_step_parallelism
         self.source = source
+        # Defaults for the jobs of this pipeline; a job may override each.
+        self.retry = retry  # failed runs are tried again by this policy
+        self.hooks = hooks  # told of run failures, run successes and job completions
+        self.max_retained_runs = max_retained_runs  # older finished runs are deleted
         self.version = version or "sha-" + self._fingerprint()
         downstream: dict[str, list[str]] = {n: [] for n in self.nodes}
         for node in self.nodes.values():
@@ -178,6 +189,9 @@ def trace(
     description: str | None = None,
     max_step_parallelism: int = 1,
     cls: type[PipelineDefinition] = PipelineDefinition,
+    retry: retries.RetryPolicy | None = None,
+    hooks: tuple[hooks.Hook, ...] = (),
+    max_retained_runs: int | None = None,
 ) -> PipelineDefinition:
     """Run ``fn``'s body with step calls recorded, and build a pipeline of ``cls`` from it.
 
@@ -199,6 +213,9 @@ def trace(
         description=description if description is not None else (fn.__doc__ or "").strip(),
         max_step_parallelism=max_step_parallelism,
         source=fn,
+        retry=retry,
+        hooks=hooks,
+        max_retained_runs=max_retained_runs,
     )
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Self, TypedDict
 
-from runyard.core import schedules, states
+from runyard.core import hooks, retries, schedules, states
 
 __all__ = [
     "Artifact",
@@ -18,6 +18,7 @@ __all__ = [
     "Job",
     "JobSummary",
     "LogLine",
+    "Notice",
     "Run",
     "RunParams",
     "Schedule",
@@ -43,7 +44,9 @@ class _Record:
             if isinstance(value, dt.datetime):
                 return value.isoformat()
             if isinstance(value, tuple):
-                return list(value)
+                return [plain(v) for v in value]
+            if hasattr(value, "to_json"):
+                return value.to_json()
             return value
 
         return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
@@ -66,6 +69,15 @@ class Job(_Record):
     created_at: dt.datetime
     run_timeout: float | None = None  # seconds a run may take before it is killed
     memory_limit_mb: int | None = None  # each run's address-space cap
+    retry: retries.RetryPolicy | None = None  # a failed run is tried again by this policy
+    hooks: tuple[hooks.Hook, ...] = ()  # who is told of failures, successes, completion
+    max_retained_runs: int | None = None  # older finished runs beyond it are deleted
+
+    def to_json(self) -> dict[str, Any]:
+        out = _Record.to_json(self)
+        # A webhook URL often carries a secret token: it is stored, never shown.
+        out["hooks"] = [{"event": h.event.value, "target": h.display} for h in self.hooks]
+        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -152,6 +164,8 @@ class Run(_Record):
     parent_run_id: str | None = None  # the run this one retries
     retried_by: str | None = None  # the run that retries this one; it no longer counts
     reuse: Mapping[str, Mapping[str, str]] | None = None  # {step: {output: uri}} reused
+    attempt: int = 1  # 1 for a first run; n for the (n-1)th retry of it
+    not_before: dt.datetime | None = None  # a retry waiting out its backoff is not claimed before
 
     @property
     def duration(self) -> float | None:
@@ -194,6 +208,24 @@ class Event(_Record):
     old_state: str | None = None
     new_state: str | None = None
     message: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Notice(_Record):
+    """One hook to call about one event: delivered with retries by any engine."""
+
+    id: int
+    job_id: str
+    run_id: str | None
+    event: hooks.HookEvent
+    target: str  # the hook's URL or function reference
+    payload: Mapping[str, Any]  # the JSON body a webhook receives
+    state: states.NoticeState
+    attempts: int
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime | None = None
+    delivered_at: dt.datetime | None = None
+    last_error: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

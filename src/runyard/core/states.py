@@ -18,6 +18,7 @@ __all__ = [
     "RUN_TRANSITIONS",
     "STEP_TRANSITIONS",
     "JobState",
+    "NoticeState",
     "RunState",
     "StepState",
     "check_run_transition",
@@ -57,6 +58,14 @@ class JobState(enum.StrEnum):
     SUCCESS = "SUCCESS"  # every run succeeded
     FAILURE = "FAILURE"  # every run finished and at least one failed
     KILLED = "KILLED"  # every run finished, none failed, and at least one was killed
+
+
+class NoticeState(enum.StrEnum):
+    """Where a hook's notice stands; it moves PENDING -> DELIVERED or FAILED once."""
+
+    PENDING = "PENDING"  # not delivered yet; tried again at its next attempt time
+    DELIVERED = "DELIVERED"  # the hook returned (a webhook answered 2xx)
+    FAILED = "FAILED"  # every attempt failed; the last error is kept
 
 
 _R = RunState

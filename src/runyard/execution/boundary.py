@@ -10,6 +10,8 @@ import dataclasses
 import pathlib
 import traceback
 
+from runyard.core import retries
+
 __all__ = ["UserError", "describe"]
 
 _RUNYARD_DIR = str(pathlib.Path(__file__).resolve().parent.parent)
@@ -22,6 +24,7 @@ class UserError:
     type: str
     message: str
     traceback: str
+    kinds: tuple[str, ...] = ()  # its class and base classes, to match retry policies
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}" if self.message else self.type
@@ -29,13 +32,12 @@ class UserError:
 
 def describe(exc: BaseException) -> UserError:
     """Describe ``exc`` raised by user code, dropping the frames of runyard's runner."""
+    kinds = retries.kinds_of(type(exc))
     if isinstance(exc, SystemExit):
-        return UserError("SystemExit", f"the step called sys.exit({exc.code!r})", _format(exc))
-    kind = type(exc)
-    name = kind.__qualname__
-    if kind.__module__ not in ("builtins", "__main__"):
-        name = f"{kind.__module__}.{name}"
-    return UserError(name, str(exc), _format(exc))
+        return UserError(
+            "SystemExit", f"the step called sys.exit({exc.code!r})", _format(exc), kinds
+        )
+    return UserError(kinds[0], str(exc), _format(exc), kinds)
 
 
 def _format(exc: BaseException) -> str:

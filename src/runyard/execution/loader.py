@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
 import pathlib
 import sys
 import traceback
 import types
+from collections.abc import Callable
+from typing import Any
 
 from runyard import errors
 from runyard.core import pipelines
 
-__all__ = ["LoadedPipeline", "load_pipeline", "reference_of"]
+__all__ = [
+    "LoadedPipeline",
+    "function_reference",
+    "load_function",
+    "load_pipeline",
+    "reference_of",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,6 +94,53 @@ def reference_of(pipeline: pipelines.PipelineDefinition) -> str:
         if value is pipeline:
             return f"{pathlib.Path(file).resolve()}:{name}"
     return ""
+
+
+def function_reference(fn: Callable[..., Any]) -> str:
+    """Where a module-level function can be loaded from again by another process:
+    ``/abs/path/file.py:name``.
+
+    Raises ``DefinitionError`` for a lambda, a nested function, or one defined
+    interactively, which no other process can find.
+    """
+    name = getattr(fn, "__qualname__", "")
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    file = getattr(module, "__file__", None)
+    if not name.isidentifier() or module is None or file is None:
+        raise errors.DefinitionError(
+            f"Hook {getattr(fn, '__name__', fn)!r} cannot be found again by an engine; "
+            "define it with def at the top level of a .py file (not a lambda, a nested or an "
+            "interactive function), or give its reference as 'file.py:function'"
+        )
+    return f"{pathlib.Path(file).resolve()}:{name}"
+
+
+def load_function(reference: str) -> Callable[..., Any]:
+    """The function named by ``FILE.py:NAME`` or ``package.module:NAME``.
+
+    Raises ``LoadError`` when the file or module cannot be imported or has no such
+    callable.
+    """
+    where, _, name = reference.rpartition(":")
+    if where.endswith(".py"):
+        path = pathlib.Path(where).expanduser()
+        if not path.is_file():
+            raise errors.LoadError(f"No file {where!r} for function {reference!r}")
+        module = _import(path.resolve())
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as exc:
+            raise errors.LoadError(
+                f"Cannot import module {where!r} for function {reference!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+    found: Any = module
+    for part in name.split("."):
+        found = getattr(found, part, None)
+    if not callable(found):
+        raise errors.LoadError(f"{reference!r}: no function {name!r} in {where}")
+    return found  # type: ignore[no-any-return]
 
 
 def _import(path: pathlib.Path) -> types.ModuleType:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, overload
 
-from runyard.core import pipelines, records, states
-from runyard.execution import boundary, runner
+from runyard import errors
+from runyard.core import hooks, pipelines, records, states
+from runyard.core import retries as _retries
+from runyard.execution import boundary, loader, runner
 
-__all__ = ["Pipeline", "PipelineResult", "StepResult", "pipeline"]
+__all__ = ["HookTargets", "Pipeline", "PipelineResult", "StepResult", "make_hooks", "pipeline"]
+
+# A hook target (a URL, a "file.py:function" reference or a module-level function), or several.
+HookTarget = str | Callable[..., Any]
+HookTargets = HookTarget | Iterable[HookTarget] | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -150,6 +157,15 @@ def pipeline(
     version: str | None = None,
     description: str | None = None,
     max_step_parallelism: int = 1,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    retry_backoff: float = 2.0,
+    retry_jitter: float = 0.1,
+    retry_on: Iterable[type[BaseException] | str] = (),
+    on_run_failure: HookTargets = None,
+    on_run_success: HookTargets = None,
+    on_job_complete: HookTargets = None,
+    max_retained_runs: int | None = None,
 ) -> Callable[[Callable[..., Any]], Pipeline]: ...
 def pipeline(
     fn: Callable[..., Any] | None = None,
@@ -160,12 +176,43 @@ def pipeline(
     version: str | None = None,
     description: str | None = None,
     max_step_parallelism: int = 1,
+    retries: int = 0,
+    retry_delay: float = 0.0,
+    retry_backoff: float = 2.0,
+    retry_jitter: float = 0.1,
+    retry_on: Iterable[type[BaseException] | str] = (),
+    on_run_failure: HookTargets = None,
+    on_run_success: HookTargets = None,
+    on_job_complete: HookTargets = None,
+    max_retained_runs: int | None = None,
 ) -> Pipeline | Callable[[Callable[..., Any]], Pipeline]:
     """Define a pipeline by calling steps in a function body; data flows through the calls.
 
-    ``params`` is a dict of pipeline parameter defaults or a Pydantic model class. Raises
-    ``DefinitionError`` when the body wires steps wrongly.
+    ``params`` is a dict of pipeline parameter defaults or a Pydantic model class. The rest
+    are defaults for its jobs: ``retries`` (with ``retry_delay`` seconds, ``retry_backoff``,
+    ``retry_jitter`` and ``retry_on``, exception classes or names) tries a failed run again
+    as a new run that reuses its succeeded steps' outputs; ``on_run_failure``,
+    ``on_run_success`` and ``on_job_complete`` are hooks (URLs, functions or
+    ``file.py:function`` references); ``max_retained_runs`` deletes older finished runs.
+    Raises ``DefinitionError`` when the body wires steps wrongly or an option is not valid.
     """
+    try:
+        policy = (
+            _retries.RetryPolicy.build(
+                retries, delay=retry_delay, backoff=retry_backoff, jitter=retry_jitter, on=retry_on
+            )
+            if retries
+            else None
+        )
+        hook_list = make_hooks(
+            on_run_failure=on_run_failure,
+            on_run_success=on_run_success,
+            on_job_complete=on_job_complete,
+        )
+    except errors.UsageError as exc:
+        raise errors.DefinitionError(
+            f"Pipeline {name or getattr(fn, '__name__', '')!r}: {exc}"
+        ) from exc
 
     def wrap(f: Callable[..., Any]) -> Pipeline:
         made = pipelines.trace(
@@ -176,8 +223,45 @@ def pipeline(
             description=description,
             max_step_parallelism=max_step_parallelism,
             cls=Pipeline,
+            retry=policy,
+            hooks=hook_list,
+            max_retained_runs=max_retained_runs,
         )
         assert isinstance(made, Pipeline)
         return made
 
     return wrap(fn) if fn is not None else wrap
+
+
+def make_hooks(
+    *,
+    on_run_failure: HookTargets = None,
+    on_run_success: HookTargets = None,
+    on_job_complete: HookTargets = None,
+) -> tuple[hooks.Hook, ...]:
+    """Hooks from targets: URLs, ``file.py:function`` references, or module-level functions
+    (stored by reference, so any engine can call them). Raises ``UsageError`` or
+    ``DefinitionError`` for a target that is neither."""
+    made: list[hooks.Hook] = []
+    for event, targets in (
+        (hooks.HookEvent.RUN_FAILURE, on_run_failure),
+        (hooks.HookEvent.RUN_SUCCESS, on_run_success),
+        (hooks.HookEvent.JOB_COMPLETE, on_job_complete),
+    ):
+        if targets is None:
+            continue
+        if isinstance(targets, str) or callable(targets):
+            targets = [targets]
+        for target in targets:
+            if not isinstance(target, str):
+                target = loader.function_reference(target)
+            hook = hooks.Hook(event, target)
+            if not hook.is_webhook:
+                # Fail now, not when a run ends: the function must load, and a file is
+                # kept by its absolute path so that an engine anywhere finds it.
+                loader.load_function(target)
+                where, _, name = target.rpartition(":")
+                if where.endswith(".py"):
+                    hook = hooks.Hook(event, f"{pathlib.Path(where).resolve()}:{name}")
+            made.append(hook)
+    return tuple(made)

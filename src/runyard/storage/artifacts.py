@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from typing import Any
 
 import fsspec
@@ -55,6 +56,28 @@ class ArtifactStore:
         """Read back a value stored by ``put``."""
         with fsspec.open(uri, "rb") as fh:
             return pickle.load(fh)
+
+    def discard(
+        self, run_ids: Sequence[str], unused: Sequence[str], still_used: Sequence[str]
+    ) -> None:
+        """Delete what deleted runs leave: their folders (but the files in ``still_used``,
+        which other runs reuse) and the ``unused`` files they reused from other runs."""
+        kept_in = {uri.rsplit("/", 1)[0] for uri in still_used}
+        for run_id in run_ids:
+            if self._protocol + self._folder(run_id) not in kept_in:
+                self.delete_run(run_id)
+        for uri in unused:
+            path = uri[len(self._protocol) :]
+            if self.fs.exists(path):
+                self.fs.rm(path)
+            folder = path.rsplit("/", 1)[0]
+            if (
+                folder.startswith(f"{self.root}/runs/")
+                and self.fs.exists(folder)
+                and not self.fs.ls(folder)
+            ):
+                self.fs.rmdir(folder)
+            self._made.discard(folder)
 
     def delete_run(self, run_id: str) -> None:
         path = self._folder(run_id)

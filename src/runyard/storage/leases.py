@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from runyard.core import records, states
-from runyard.storage import schema
+from runyard.storage import endings, schema
 
 __all__ = [
     "claim",
@@ -46,9 +46,10 @@ def claim(
 ) -> list[Any]:
     """Move up to ``limit`` QUEUED runs to STARTING: highest priority first, then oldest,
     and with ``within_limits`` never more running at once for a job than its
-    ``max_parallel_runs``."""
+    ``max_parallel_runs``. A retry is not taken before its ``not_before``."""
     r = schema.runs.c
     j = schema.jobs.c
+    ready = sa.or_(r.not_before.is_(None), r.not_before <= at)  # retries wait out backoff
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK})
     tag_room = _tag_room(conn)
@@ -67,7 +68,7 @@ def claim(
         # One job's own executor: one statement takes its next runs.
         pick = (
             sa.select(r.id)
-            .where(r.job_id == job_id, r.state == _R.QUEUED.value)
+            .where(r.job_id == job_id, r.state == _R.QUEUED.value, ready)
             .order_by(r.priority.desc(), r.queued_at, r.idx)
             .limit(limit)
         )
@@ -76,7 +77,7 @@ def claim(
         job_ids: Sequence[str] = [job_id]
     else:
         job_ids = (
-            conn.execute(sa.select(r.job_id).where(r.state == _R.QUEUED.value).distinct())
+            conn.execute(sa.select(r.job_id).where(r.state == _R.QUEUED.value, ready).distinct())
             .scalars()
             .all()
         )
@@ -107,7 +108,7 @@ def claim(
         candidates += list(
             conn.execute(
                 sa.select(r.id, r.job_id, r.priority, r.queued_at, r.idx)
-                .where(r.job_id == jid, r.state == _R.QUEUED.value)
+                .where(r.job_id == jid, r.state == _R.QUEUED.value, ready)
                 .order_by(r.priority.desc(), r.queued_at, r.idx)
                 .limit(room)
             ).all()
@@ -257,6 +258,9 @@ def request_stop(
             }
             for row in killed
         ]
+        events += endings.follow(
+            conn, [endings.Ended(row.id, row.job_id, _R.KILLED, at) for row in killed]
+        )
     fresh = [row for row in running if row.stop_requested_at is None]
     if fresh:
         conn.execute(
@@ -287,7 +291,8 @@ def request_stop(
 
 def recover_lost(conn: sa.Connection, *, at: dt.datetime) -> tuple[list[str], list[dict[str, Any]]]:
     """End the active runs whose lease expired (their worker stopped renewing it) as
-    FAILURE "worker lost", with their running steps FAILURE and pending ones KILLED.
+    FAILURE "worker lost", with their running steps FAILURE and pending ones KILLED; a run
+    whose job's retry policy allows it is queued again (failure kind ``WorkerLost``).
 
     Returns the run ids and the events to write.
     """
@@ -348,6 +353,10 @@ def recover_lost(conn: sa.Connection, *, at: dt.datetime) -> tuple[list[str], li
                     "message": reason,
                 }
             )
+    events += endings.follow(
+        conn,
+        [endings.Ended(row.id, row.job_id, _R.FAILURE, at, ("WorkerLost",)) for row in rows],
+    )
     return [row.id for row in rows], events
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "jobs",
     "logs",
     "metadata",
+    "notices",
     "runs",
     "schedules",
     "step_runs",
@@ -72,6 +73,9 @@ jobs = sa.Table(
     sa.Column("memory_limit_mb", sa.Integer),
     # A scheduled job's runs, as [grid index, params, priority], copied at every tick.
     sa.Column("run_template", JSONType),
+    sa.Column("retry_policy", JSONType),  # RetryPolicy.to_json(); None: failed runs stay failed
+    sa.Column("hooks", JSONType),  # [Hook.to_json()]
+    sa.Column("max_retained_runs", sa.Integer),  # None: keep every run
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
 )
 
@@ -108,6 +112,8 @@ runs = sa.Table(
     sa.Column("parent_run_id", sa.String(32)),  # the run this one retries
     sa.Column("retried_by", sa.String(32)),  # the run that retries this one
     sa.Column("reuse", JSONType),  # {step: {output: uri}}: outputs taken from the parent
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("not_before", UTCDateTime),  # a retry is not claimed before its backoff ends
     sa.Index(None, "job_id", "state"),
     sa.Index(None, "job_id", "idx"),
     sa.Index(None, "state"),
@@ -164,6 +170,31 @@ ticks = sa.Table(
     sa.Column("fired_at", UTCDateTime, nullable=False),
     sa.Column("runs", sa.Integer, nullable=False),
     sa.Column("note", sa.Text),
+)
+
+# The outbox of hooks to call: written in the transaction that ends a run, delivered (with
+# retries) by any engine, so a notice is neither lost nor blocks the engine.
+notices = sa.Table(
+    "notices",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(400), nullable=False),  # one notice per event and hook
+    sa.Column(
+        "job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("run_id", sa.String(32)),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("claimed_until", UTCDateTime),  # a deliverer holds it until then
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Index(None, "key", unique=True),
+    sa.Index(None, "state", "next_attempt_at"),
 )
 
 step_runs = sa.Table(

@@ -16,10 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from runyard import errors
-from runyard.core import records, schedules, states
+from runyard.core import hooks, records, retries, schedules, states
+from runyard.storage import endings, leases, migrate, notices, retention, scheduling, schema
 from runyard.storage import engine as engines
 from runyard.storage import events as events_mod
-from runyard.storage import leases, migrate, scheduling, schema
 
 __all__ = ["Changes", "RunTransition", "StepTransition", "Store"]
 
@@ -43,6 +43,7 @@ class RunTransition:
     at: dt.datetime
     worker: str | None = None
     reason: str | None = None
+    kinds: tuple[str, ...] = ()  # what a FAILURE was, to match the job's retry policy
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -131,6 +132,9 @@ class Store:
                     "run_timeout": job.run_timeout,
                     "memory_limit_mb": job.memory_limit_mb,
                     "created_at": job.created_at,
+                    "retry_policy": job.retry.to_json() if job.retry else None,
+                    "hooks": [h.to_json() for h in job.hooks] or None,
+                    "max_retained_runs": job.max_retained_runs,
                     "run_template": (
                         [[r.index, r.params, r.priority] for r in runs] if trigger else None
                     ),
@@ -338,7 +342,11 @@ class Store:
                         )
                     )
                     for row in rows
-                ],
+                ]
+                + endings.follow(
+                    conn,
+                    [endings.Ended(row.id, job_id, states.RunState.KILLED, at) for row in rows],
+                ),
             )
         return len(rows)
 
@@ -421,6 +429,7 @@ class Store:
                     "parent_run_id": parent.id,
                     "reuse": dict(run.reuse or {}),
                     "tick_at": run.tick_at,
+                    "attempt": run.attempt,
                 },
             )
             if reused:
@@ -476,6 +485,59 @@ class Store:
     def get_schedule(self, job_id: str) -> records.Schedule | None:
         with self._read() as conn:
             return scheduling.get_schedule(conn, job_id)
+
+    # -- hooks and retention -----------------------------------------------------------
+
+    def claim_notices(
+        self, *, at: dt.datetime, limit: int, hold_until: dt.datetime
+    ) -> list[records.Notice]:
+        """Take up to ``limit`` due hook notices to deliver, held until ``hold_until``."""
+        with self._read() as conn:
+            if not notices.any_due(conn, at=at):
+                return []
+        with self._write() as conn:
+            return notices.claim(conn, at=at, limit=limit, hold_until=hold_until)
+
+    def settle_notice(
+        self,
+        notice: records.Notice,
+        *,
+        at: dt.datetime,
+        error: str | None = None,
+        retry_at: dt.datetime | None = None,
+    ) -> None:
+        """Record a delivery attempt: delivered, to retry at ``retry_at``, or failed."""
+        with self._write() as conn:
+            notices.settle(conn, notice, at=at, error=error, retry_at=retry_at)
+
+    def release_notices(self, notice_ids: Sequence[int]) -> None:
+        """Hand back notices taken but not delivered: they are due again at once."""
+        n = schema.notices.c
+        with self._write() as conn:
+            conn.execute(
+                schema.notices.update().where(n.id.in_(notice_ids)).values(claimed_until=None)
+            )
+
+    def list_notices(self, *, job_id: str | None = None) -> list[records.Notice]:
+        with self._read() as conn:
+            return notices.list_notices(conn, job_id=job_id)
+
+    def prune_runs(self) -> retention.Pruned:
+        """Delete the oldest finished runs of jobs beyond their ``max_retained_runs``."""
+        with self._read() as conn:
+            if not retention.over_limit(conn):
+                return retention.Pruned()
+        with self._write() as conn:
+            return retention.prune(conn)
+
+    def queued_count(self, job_id: str) -> int:
+        """How many of a job's runs wait in the queue (retries in their backoff too)."""
+        r = schema.runs.c
+        query = sa.select(sa.func.count()).where(
+            r.job_id == job_id, r.state == states.RunState.QUEUED.value
+        )
+        with self._read() as conn:
+            return int(conn.execute(query).scalar_one())
 
     # -- workers -----------------------------------------------------------------------
 
@@ -598,6 +660,14 @@ class Store:
                 )
             events = [_run_event(t) for t in changes.runs]
             events += [_step_event(s) for s in changes.steps]
+            events += endings.follow(
+                conn,
+                [
+                    endings.Ended(t.run_id, t.job_id, t.new, t.at, t.kinds)
+                    for t in changes.runs
+                    if t.new in states.FINISHED_RUN_STATES
+                ],
+            )
             self._insert_events(conn, events)
 
     def _apply_runs(self, conn: sa.Connection, transitions: Sequence[RunTransition]) -> None:
@@ -826,6 +896,9 @@ def _job(row: sa.Row[Any], tags: tuple[str, ...]) -> records.Job:
         run_timeout=row.run_timeout,
         memory_limit_mb=row.memory_limit_mb,
         created_at=row.created_at,
+        retry=retries.RetryPolicy.from_json(row.retry_policy) if row.retry_policy else None,
+        hooks=tuple(hooks.Hook.from_json(h) for h in row.hooks or ()),
+        max_retained_runs=row.max_retained_runs,
     )
 
 
@@ -848,6 +921,8 @@ def _run(row: sa.Row[Any]) -> records.Run:
         parent_run_id=row.parent_run_id,
         retried_by=row.retried_by,
         reuse=row.reuse,
+        attempt=row.attempt,
+        not_before=row.not_before,
     )
 
 

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from runyard import errors
 from runyard.core import pipelines, records
 from runyard.execution import loader, processes
+from runyard.storage import artifacts as artifacts_mod
 from runyard.storage import store as store_mod
+from runyard.worker import notifier as notifier_mod
 from runyard.worker import recorder
 
 __all__ = ["Worker", "WorkerOptions"]
@@ -67,6 +69,8 @@ class Worker:
         on_step: recorder.StepCallback | None = None,
         on_run_finished: recorder.RunCallback | None = None,
         on_heartbeat: Callable[[], object] | None = None,
+        artifacts: artifacts_mod.ArtifactStore | None = None,
+        notifier: notifier_mod.Notifier | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         self.store = store
@@ -80,6 +84,8 @@ class Worker:
         self._fixed = pipeline
         self._loaded: dict[str, pipelines.PipelineDefinition] = {}
         self._on_heartbeat = on_heartbeat
+        self._artifacts = artifacts  # with it, runs beyond a job's max_retained_runs are deleted
+        self._notifier = notifier  # delivers hooks' notices on its thread while we work
         self._jobs: dict[str, records.Job] = {}
         self._pipelines: dict[str, pipelines.PipelineDefinition] = {}
         self._recorder = recorder.Recorder(store, on_step=on_step, on_run_finished=on_run_finished)
@@ -114,8 +120,14 @@ class Worker:
         )
         try:
             with self._executor.session(self._resolve_task, self._recorder) as session:
+                # The thread starts after the fork server was forked: no run process is
+                # forked from a process with a thread that may hold a lock.
+                if self._notifier is not None:
+                    self._notifier.start()
                 self._loop(session)
         finally:
+            if self._notifier is not None:
+                self._notifier.stop()
             self.store.stop_worker(self.id, at=self.clock())
 
     def _loop(self, session: processes.Session) -> None:
@@ -126,17 +138,26 @@ class Worker:
             if self._killing and session.running:
                 session.kill_all("run stopped: its worker was shut down")
             if self._draining and not session.running:
+                self._prune()
                 return
             if self._recorder.has_finished:
                 # A run has ended: write it now, so the claim sees its slot (and its job's
                 # limit) free, and claim at once rather than after the poll interval.
                 self._recorder.flush(force=True)
                 next_claim = now
+                if self._notifier is not None:
+                    self._notifier.wake()
             if not self._draining and session.free > 0 and now >= next_claim:
                 asked = session.free
                 started = self._claim_and_start(session, asked)
                 next_claim = now if started == asked else now + opts.poll
-                if self.exit_when_idle and started == 0 and not session.running:
+                if (
+                    self.exit_when_idle
+                    and started == 0
+                    and not session.running
+                    and not self._waiting()
+                ):
+                    self._prune()
                     return
             if now >= next_beat:
                 at = self.clock()
@@ -149,8 +170,22 @@ class Worker:
                 next_beat = now + opts.heartbeat
             if now >= next_reap:
                 self.store.recover_lost_runs(at=self.clock())
+                self._prune()
                 next_reap = now + opts.reap_every
             session.poll(min(opts.poll, max(0.0, next_beat - time.monotonic())))
+
+    def _waiting(self) -> bool:
+        """Whether our job still has queued runs: retries waiting out their backoff, or runs
+        held back by a tag limit."""
+        return self.job_id is not None and self.store.queued_count(self.job_id) > 0
+
+    def _prune(self) -> None:
+        """Delete runs beyond their job's ``max_retained_runs``, with their files."""
+        if self._artifacts is None:
+            return
+        pruned = self.store.prune_runs()
+        if pruned.run_ids:
+            self._artifacts.discard(pruned.run_ids, pruned.unused, pruned.still_used)
 
     def _claim_and_start(self, session: processes.Session, asked: int) -> int:
         at = self.clock()

@@ -29,8 +29,13 @@ def _time(at: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(at, dt.UTC)
 
 
+def _problem_kind(problem: str) -> str:
+    """The failure kind of a run whose process did not finish (see ``core.retries``)."""
+    return "TimedOut" if "timed out" in problem else "RunProcessDied"
+
+
 class _Tracked:
-    __slots__ = ("failure", "job_id", "pipeline", "run", "steps")
+    __slots__ = ("failure", "failure_kinds", "job_id", "pipeline", "run", "steps")
 
     def __init__(self, run: records.Run, pipeline: pipelines.PipelineDefinition | None) -> None:
         self.run = run
@@ -38,6 +43,7 @@ class _Tracked:
         self.job_id = run.job_id
         self.steps: dict[str, records.StepRun] = {}
         self.failure: str | None = None
+        self.failure_kinds: tuple[str, ...] = ()  # the failing step's exception kinds
 
 
 class Recorder:
@@ -76,7 +82,7 @@ class Recorder:
     def fail_to_start(self, run: records.Run, reason: str, *, at: float) -> None:
         """Record that a claimed run could not be started (its pipeline would not load)."""
         tracked = _Tracked(run, None)
-        self._move_run(tracked, _R.FAILURE, _time(at), reason=reason)
+        self._move_run(tracked, _R.FAILURE, _time(at), reason=reason, kinds=("LoadError",))
         self._finished.append(tracked.run)
 
     # -- RunListener -------------------------------------------------------------------
@@ -100,6 +106,7 @@ class Recorder:
         # A retry: a step run of its own; the failure before it no longer ends the run.
         if tracked.failure is not None and tracked.failure.startswith(f"step {step!r} failed"):
             tracked.failure = None
+            tracked.failure_kinds = ()
         retry = records.StepRun(run_id, step, attempt, _S.RUNNING, started_at=when)
         tracked.steps[step] = retry
         self._changes.steps.append(store_mod.StepTransition(tracked.job_id, retry, None, when))
@@ -138,6 +145,7 @@ class Recorder:
             )
             if tracked.failure is None:
                 tracked.failure = f"step {step!r} failed: {error}"
+                tracked.failure_kinds = error.kinds or (error.type,)
         if state is _S.UPSTREAM_FAILED:
             fields = {}
         self._move_step(tracked, step, state, when, **fields)
@@ -158,15 +166,21 @@ class Recorder:
             if tracked.failure is None:
                 self._move_run(tracked, _R.SUCCESS, when)
             else:
-                self._move_run(tracked, _R.FAILURE, when, reason=tracked.failure)
+                self._move_run(
+                    tracked, _R.FAILURE, when, reason=tracked.failure, kinds=tracked.failure_kinds
+                )
         else:
             where = [n for n, s in tracked.steps.items() if s.state is _S.RUNNING]
             named = problem.startswith("step ")  # it says which step already
             reason = problem + (f" during step {where[0]!r}" if where and not named else "")
             self._end_steps_of_dead_run(tracked, when, problem, killed)
+            kinds: tuple[str, ...] = (_problem_kind(problem),)
             if tracked.failure is not None and not killed:
                 reason = f"{tracked.failure}; then {reason}"
-            self._move_run(tracked, _R.KILLED if killed else _R.FAILURE, when, reason=reason)
+                kinds = tracked.failure_kinds
+            self._move_run(
+                tracked, _R.KILLED if killed else _R.FAILURE, when, reason=reason, kinds=kinds
+            )
         self._finished.append(tracked.run)
 
     def flush(self, *, force: bool = False) -> None:
@@ -197,11 +211,14 @@ class Recorder:
         *,
         worker: str | None = None,
         reason: str | None = None,
+        kinds: tuple[str, ...] = (),
     ) -> None:
         old = tracked.run.state
         states.check_run_transition(old, new)
         self._changes.runs.append(
-            store_mod.RunTransition(tracked.run.id, tracked.job_id, old, new, when, worker, reason)
+            store_mod.RunTransition(
+                tracked.run.id, tracked.job_id, old, new, when, worker, reason, kinds
+            )
         )
         changes: dict[str, Any] = {"state": new}
         if worker is not None:
@@ -249,9 +266,7 @@ class Recorder:
                     state,
                     when,
                     finished_at=when,
-                    error_type=None
-                    if killed
-                    else ("TimedOut" if "timed out" in problem else "RunProcessDied"),
+                    error_type=None if killed else _problem_kind(problem),
                     error_message=problem,
                 )
                 failed.add(node.name)
