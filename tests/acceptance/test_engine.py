@@ -151,6 +151,33 @@ def test_a_killed_workers_runs_are_recovered_by_another(
     assert {s["step_name"]: s["state"] for s in steps} == {"work": "FAILURE", "after": "KILLED"}
 
 
+def test_a_run_lost_with_its_worker_is_retried_by_another_when_its_job_allows(
+    cli: Cli, engines: list[Engine], tmp_path: pathlib.Path
+) -> None:
+    doomed = Engine(cli, "--slots", "1", "--lease", "2", kind="worker")
+    engines.append(doomed)
+    job_id = cli(
+        "job", "create", CRASHY, "-q", "-p", f"pid_dir={tmp_path}", "-s", "work.mode=loop_once",
+        "--retries", "1", "--retry-on", "WorkerLost",
+    ).stdout.strip()  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "loop.pid").exists() or not (tmp_path / "loop.pid").read_text():
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.05)
+    doomed.process.kill()  # kill -9 the worker, mid-run
+    doomed.process.wait()
+
+    engines.append(Engine(cli, "--slots", "1", "--lease", "2", kind="worker"))
+    waited = cli("job", "wait", job_id, "--timeout", "60")
+    assert "success: 1 + 0 / 1" in waited.stdout
+    lost, retry = sorted(raw_job(cli, job_id)["runs"], key=lambda r: r["attempt"])
+    assert lost["state"] == "FAILURE" and lost["reason"].startswith("worker lost:")
+    assert lost["retried_by"] == retry["id"] and retry["parent_run_id"] == lost["id"]
+    assert retry["state"] == "SUCCESS" and retry["attempt"] == 2
+    listed = cli("run", "list", job_id).stdout
+    assert f"failure (retried by {retry['id'][:8]})" in listed
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
