@@ -123,3 +123,22 @@ def test_old_runs_beyond_the_jobs_retention_are_deleted_with_their_files(
     folders = {p.name for p in (pathlib.Path(app.artifacts.root) / "runs").iterdir()}
     assert folders == {r.id for r in left}
     assert [app.output(r.id, "prepare") for r in left] == [[1, 2, 3], [1, 2, 3]]
+
+
+def test_a_run_that_timed_out_is_retried_when_the_policy_names_timeouts(
+    app: service.Runyard, load: Load
+) -> None:
+    from runyard.core import retries
+
+    pipe = load("slow.py:slow_pipeline")
+    job = app.create_job(
+        pipe,
+        grid={"slow": {"seconds": [5]}},
+        retry=retries.RetryPolicy(retries=1, on=("TimedOut",)),
+    )
+    assert app.execute_job(job.id, pipe).state is states.JobState.FAILURE
+    runs = sorted(app.list_runs(job.id), key=lambda r: r.attempt)
+    assert [r.attempt for r in runs] == [1, 2] and runs[0].retried_by == runs[1].id
+    assert all("timed out after 1 s" in (r.reason or "") for r in runs)
+    (step,) = [s for s in app.step_runs(runs[1].id) if s.step_name == "slow"]
+    assert step.error_type == "TimedOut"
