@@ -357,24 +357,13 @@ class Runyard:
             )
         job = self.store.get_job(parent.job_id)
         pipeline = self.load_pipeline(job)
-        reused: list[records.Artifact] = []
         reuse: dict[str, dict[str, str]] = {}
         if not all_steps:
-            done = {
-                s.step_name
-                for s in self.store.list_step_runs(parent.id)
-                if s.state in (states.StepState.SUCCESS, states.StepState.SKIPPED)
-            }
-            stored: dict[str, list[records.Artifact]] = {}
-            for artifact in self.store.list_artifacts(parent.id):
-                stored.setdefault(artifact.step_name, []).append(artifact)
+            stored = self.store.reusable_outputs(parent.id)
             rerun: set[str] = set()
             for node in pipeline:  # pipeline order: upstream steps come first
-                outputs = {a.output_name for a in stored.get(node.name, [])}
-                if (
-                    node.name not in done
-                    or not set(node.step.output_names) <= outputs
-                    or any(u in rerun for u in node.upstream)
+                if not set(node.step.output_names) <= set(stored.get(node.name, {})) or any(
+                    u in rerun for u in node.upstream
                 ):
                     rerun.add(node.name)
             if not rerun:
@@ -382,10 +371,7 @@ class Runyard:
                     f"Run {parent.id} ended {parent.state} with every step done; there is "
                     "nothing to re-run from failure. Use --all to run every step again"
                 )
-            for name in pipeline.nodes:
-                if name not in rerun:
-                    reuse[name] = {a.output_name: a.uri for a in stored[name]}
-                    reused += stored[name]
+            reuse = {name: stored[name] for name in pipeline.nodes if name not in rerun}
         now = self.clock()
         run = records.Run(
             id=new_id(),
@@ -401,7 +387,7 @@ class Runyard:
             reuse=reuse,
             attempt=parent.attempt + 1,
         )
-        self.store.create_retry(parent, run, reused)
+        self.store.create_retry(parent, run)
         return run
 
     # -- engines and stopping ------------------------------------------------------------
@@ -418,7 +404,6 @@ class Runyard:
         kind: str,
         options: engine.WorkerOptions,
         on_run_finished: recorder.RunCallback | None = None,
-        on_notice: notifier.SettledCallback | None = None,
     ) -> engine.Worker:
         """A worker executing this store's queued runs; call ``run()`` on it. It delivers
         the hooks' notices and deletes runs beyond their job's ``max_retained_runs``; the
@@ -431,7 +416,7 @@ class Runyard:
             on_run_finished=on_run_finished,
             on_heartbeat=self.fire_due if kind == "serve" else None,
             artifacts=self.artifacts,
-            notifier=notifier.Notifier(self.store, clock=self.clock, on_settled=on_notice),
+            notifier=notifier.Notifier(self.store, clock=self.clock),
             clock=self.clock,
         )
 

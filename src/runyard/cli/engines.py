@@ -11,7 +11,7 @@ import typer
 
 from runyard.app import service
 from runyard.cli import render
-from runyard.core import hooks, records, states
+from runyard.core import records, states
 from runyard.worker import engine
 
 __all__ = ["serve", "worker"]
@@ -74,17 +74,7 @@ def _work(kind: str, slots: int | None, lease: float, grace: float) -> None:
             f"run {run.id} of job {run.job_id} {run.state.lower()}{why}{then}", markup=False
         )
 
-    def settled(notice: records.Notice, error: str | None, final: bool) -> None:
-        if error is None:
-            return
-        hook = hooks.Hook(notice.event, notice.target).display
-        then = "giving up" if final else "will try again"
-        render.err_console.print(
-            f"{notice.event} hook {hook} of job {notice.job_id} failed: {error}; {then}",
-            markup=False,
-        )
-
-    working = ryard.worker(kind=kind, options=options, on_run_finished=finished, on_notice=settled)
+    working = ryard.worker(kind=kind, options=options, on_run_finished=finished)
     signals = {"count": 0}
 
     def on_signal(number: int, frame: FrameType | None) -> None:

@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -171,15 +171,19 @@ def _retry(
 
 
 def copy_artifacts(
-    conn: sa.Connection, from_run: str, to_run: str, reuse: dict[str, dict[str, str]]
+    conn: sa.Connection, from_run: str, to_run: str, reuse: Mapping[str, Mapping[str, str]]
 ) -> None:
     """Give ``to_run`` records of the outputs it reuses from ``from_run`` (same files)."""
     a = schema.artifacts.c
     if not reuse:
         return
-    rows = conn.execute(
-        sa.select(schema.artifacts).where(a.run_id == from_run, a.step_name.in_(list(reuse)))
-    ).all()
+    rows = [
+        row
+        for row in conn.execute(
+            sa.select(schema.artifacts).where(a.run_id == from_run, a.step_name.in_(list(reuse)))
+        )
+        if row.output_name in reuse[row.step_name]
+    ]
     conn.execute(
         schema.artifacts.insert(),
         [

@@ -400,12 +400,10 @@ class Store:
             )
         return claimed
 
-    def create_retry(
-        self, parent: records.Run, run: records.Run, reused: Sequence[records.Artifact]
-    ) -> None:
-        """Store ``run`` (QUEUED) retrying the finished ``parent``, with the records of the
-        outputs it reuses; the parent no longer counts in its job. Raises
-        ``TransitionError`` when the parent was retried meanwhile."""
+    def create_retry(self, parent: records.Run, run: records.Run) -> None:
+        """Store ``run`` (QUEUED) retrying the finished ``parent``, with records of the
+        parent's outputs it reuses (``run.reuse``); the parent no longer counts in its job.
+        Raises ``TransitionError`` when the parent was retried meanwhile."""
         r = schema.runs.c
         with self._write() as conn:
             marked = conn.execute(
@@ -432,22 +430,7 @@ class Store:
                     "attempt": run.attempt,
                 },
             )
-            if reused:
-                conn.execute(
-                    schema.artifacts.insert(),
-                    [
-                        {
-                            "run_id": run.id,
-                            "step_name": a.step_name,
-                            "output_name": a.output_name,
-                            "uri": a.uri,
-                            "size": a.size,
-                            "serializer": a.serializer,
-                            "created_at": a.created_at,
-                        }
-                        for a in reused
-                    ],
-                )
+            endings.copy_artifacts(conn, parent.id, run.id, run.reuse or {})
             self._insert_events(
                 conn,
                 [
@@ -529,6 +512,11 @@ class Store:
                 return retention.Pruned()
         with self._write() as conn:
             return retention.prune(conn)
+
+    def reusable_outputs(self, run_id: str) -> dict[str, dict[str, str]]:
+        """A finished run's stored outputs of steps that succeeded: ``{step: {output: uri}}``."""
+        with self._read() as conn:
+            return endings.reusable_outputs(conn, run_id)
 
     def queued_count(self, job_id: str) -> int:
         """How many of a job's runs wait in the queue (retries in their backoff too)."""
