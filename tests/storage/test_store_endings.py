@@ -344,3 +344,32 @@ def test_a_pruned_runs_files_that_its_retry_reuses_are_kept(
     reused = f"file:///blobs/{first.id}/a/result"
     assert pruned.unused == () and pruned.still_used == (reused,)
     assert [a.uri for a in store.list_artifacts(second.id)] == [reused]
+
+
+def test_a_schedules_old_ticks_go_with_its_pruned_runs(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock, make: type[Make]
+) -> None:
+    from runyard.core import schedules
+
+    job, made = jobs.build(
+        runs=1,
+        max_retained_runs=1,
+        hooks=[hooks.Hook(E.JOB_COMPLETE, "https://h.example.com")],
+    )
+    trigger = schedules.Trigger(cron="* * * * *", overlap=schedules.Overlap.ALLOW)
+    store.create_job(job, made, trigger=trigger, first_fire=at(0))
+    ids = iter(f"{i:032x}" for i in range(1, 100))
+    for minute in (1, 2, 3):
+        store.fire_due_ticks(at=at(60 * minute + 1), new_id=lambda: next(ids))
+        (run,) = claim_one(store, job, at(60 * minute + 2))
+        succeed(store, run, at(60 * minute + 3), make)
+    for notice in store.claim_notices(at=at(500), limit=10, hold_until=at(600)):
+        store.settle_notice(notice, at=at(501))
+    assert len([e for e in store.list_events(job_id=job.id) if e.kind == "tick"]) == 3
+
+    assert len(store.prune_runs().run_ids) == 2
+    (kept,) = store.list_runs(job.id)
+    ticks = [e for e in store.list_events(job_id=job.id) if e.kind == "tick"]
+    assert len(ticks) == 1 and ticks[0].at >= kept.created_at
+    (notice,) = store.list_notices(job_id=job.id)
+    assert notice.payload["tick_at"] == kept.tick_at.isoformat()  # type: ignore[union-attr]
