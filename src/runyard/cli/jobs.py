@@ -316,6 +316,15 @@ def create(
             final = wait_with_progress(ryard, summary, show_bar=not quiet)
         else:  # no engine: the job runs here, in the foreground
             final = execute_with_progress(ryard, summary, loaded, show_bar=not quiet)
+            undelivered = [
+                n for n in ryard.notices(final.job.id) if n.state is states.NoticeState.PENDING
+            ]
+            if undelivered:
+                render.err_console.print(
+                    f"{len(undelivered)} hook notice(s) could not be delivered yet; an engine "
+                    f"(`runyard serve`) will try again. See `runyard job hooks {final.job.id}`",
+                    markup=False,
+                )
         if not quiet:
             render.console.print(
                 f"Job {final.job.id} {str(final.state).lower()}: {render.progress(final)}"
