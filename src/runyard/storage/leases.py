@@ -9,7 +9,6 @@ little and keeps the limits exact.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +29,10 @@ _CLAIM_LOCK = 0x52554E5A
 _R = states.RunState
 _S = states.StepState
 ACTIVE = [s.value for s in states.ACTIVE_RUN_STATES]
+# The queue's order: highest priority first, then the longest queued, then grid order. The
+# index ``ix_runs_claim_order`` (job_id, state, then these) hands a job's next queued runs
+# over in this order without sorting its queue.
+_QUEUE_ORDER = (schema.runs.c.priority.desc(), schema.runs.c.queued_at, schema.runs.c.idx)
 UNSTARTED = [_R.CREATED.value, _R.QUEUED.value]
 
 
@@ -48,7 +51,6 @@ def claim(
     and with ``within_limits`` never more running at once for a job than its
     ``max_parallel_runs``."""
     r = schema.runs.c
-    j = schema.jobs.c
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK})
     tag_room = _tag_room(conn)
@@ -68,47 +70,18 @@ def claim(
         pick = (
             sa.select(r.id)
             .where(r.job_id == job_id, r.state == _R.QUEUED.value)
-            .order_by(r.priority.desc(), r.queued_at, r.idx)
+            .order_by(*_QUEUE_ORDER)
             .limit(limit)
         )
         return _take(conn, r.id.in_(pick.scalar_subquery()), worker, worker_id, at, lease_until)
-    if job_id is not None:
-        job_ids: Sequence[str] = [job_id]
-    else:
-        job_ids = (
-            conn.execute(sa.select(r.job_id).where(r.state == _R.QUEUED.value).distinct())
-            .scalars()
-            .all()
-        )
-    if not job_ids:
-        return []
-    limits: dict[str, int] = dict(
-        (row.id, row.max_parallel_runs)
-        for row in conn.execute(sa.select(j.id, j.max_parallel_runs).where(j.id.in_(job_ids)))
-    )
-    if not within_limits:
-        limits = {jid: limit for jid in limits}
-    active: dict[str, int] = (
-        dict(
-            conn.execute(
-                sa.select(r.job_id, sa.func.count())
-                .where(r.state.in_(ACTIVE), r.job_id.in_(job_ids))
-                .group_by(r.job_id)
-            ).all()
-        )
-        if within_limits
-        else {}
-    )
+    rooms = _job_rooms(conn, job_id, limit, within_limits)
     candidates: list[Any] = []
-    for jid, most in limits.items():
-        room = min(most - active.get(jid, 0), limit)
-        if room <= 0:
-            continue
+    for jid, room in rooms.items():
         candidates += list(
             conn.execute(
                 sa.select(r.id, r.job_id, r.priority, r.queued_at, r.idx)
                 .where(r.job_id == jid, r.state == _R.QUEUED.value)
-                .order_by(r.priority.desc(), r.queued_at, r.idx)
+                .order_by(*_QUEUE_ORDER)
                 .limit(room)
             ).all()
         )
@@ -135,6 +108,51 @@ def claim(
     if not chosen:
         return []
     return _take(conn, r.id.in_(chosen), worker, worker_id, at, lease_until)
+
+
+def _job_rooms(
+    conn: sa.Connection, job_id: str | None, limit: int, within_limits: bool
+) -> dict[str, int]:
+    """How many runs each job with queued runs (``job_id`` only, when given) may start
+    now: at most ``limit``, and with ``within_limits`` no more than its
+    ``max_parallel_runs`` less its active runs. Jobs with no room are left out.
+
+    One statement, which reads indexes only, never the whole queue: the jobs with queued
+    runs are found by a loose scan of ``ix_runs_state_job_id`` (one index probe per job,
+    where a ``DISTINCT`` would read every queued run), each job's active runs are counted
+    on an index too.
+    """
+    r = schema.runs.c
+    j = schema.jobs.c
+    columns: list[Any] = [j.id, j.max_parallel_runs]
+    if within_limits:
+        active = schema.runs.alias("active_run")
+        columns.append(
+            sa.select(sa.func.count())
+            .where(active.c.job_id == j.id, active.c.state.in_(ACTIVE))
+            .scalar_subquery()
+        )
+    if job_id is not None:
+        query = sa.select(*columns).where(j.id == job_id)
+    else:
+        # WITH RECURSIVE q(job_id): the smallest job id with a queued run, then the next
+        # larger one, and so on, until there is none.
+        inner = schema.runs.alias("queued_run")
+        first = sa.select(sa.func.min(r.job_id)).where(r.state == _R.QUEUED.value)
+        q = sa.select(first.scalar_subquery().label("job_id")).cte("q", recursive=True)
+        following = (
+            sa.select(sa.func.min(inner.c.job_id))
+            .where(inner.c.state == _R.QUEUED.value, inner.c.job_id > q.c.job_id)
+            .scalar_subquery()
+        )
+        q = q.union_all(sa.select(following).where(q.c.job_id.is_not(None)))
+        query = sa.select(*columns).select_from(q.join(schema.jobs, j.id == q.c.job_id))
+    rooms: dict[str, int] = {}
+    for row in conn.execute(query):
+        room = min(row[1] - row[2], limit) if within_limits else limit
+        if room > 0:
+            rooms[row[0]] = room
+    return rooms
 
 
 def _tag_room(conn: sa.Connection) -> dict[str, int]:

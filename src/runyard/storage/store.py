@@ -23,6 +23,9 @@ from runyard.storage import leases, migrate, scheduling, schema
 
 __all__ = ["Changes", "RunTransition", "StepTransition", "Store"]
 
+# Queueing at least this many runs at once refreshes PostgreSQL's statistics of ``runs``.
+_MANY_QUEUED = 1000
+
 _RUN_TIME_COLUMN = {
     states.RunState.QUEUED: "queued_at",
     states.RunState.STARTING: "started_at",
@@ -305,7 +308,8 @@ class Store:
                     for i in ids
                 ],
             )
-            return len(ids)
+        self._queued_many(len(ids))
+        return len(ids)
 
     def kill_unstarted_runs(self, job_id: str, *, at: dt.datetime, reason: str) -> int:
         """Move a job's CREATED and QUEUED runs to KILLED, with an event each."""
@@ -463,11 +467,35 @@ class Store:
     ) -> list[tuple[str, dt.datetime, int, str | None]]:
         """Fire every schedule tick due at ``at``, each exactly once; what fired."""
         with self._write() as conn:
-            return scheduling.fire_due(conn, now=at, new_id=new_id)
+            fired = scheduling.fire_due(conn, now=at, new_id=new_id)
+        self._queued_many(sum(runs for _, _, runs, _ in fired))
+        return fired
 
     def run_now(self, job_id: str, *, at: dt.datetime, new_id: Callable[[], str]) -> int:
         with self._write() as conn:
-            return scheduling.run_now(conn, job_id, now=at, new_id=new_id)
+            made = scheduling.run_now(conn, job_id, now=at, new_id=new_id)
+        self._queued_many(made)
+        return made
+
+    def _queued_many(self, count: int) -> None:
+        """After ``count`` runs were queued at once: on PostgreSQL, refresh the planner's
+        statistics of ``runs`` when that was many.
+
+        The claim's queries are planned from them, and until autovacuum's next ANALYZE
+        (a minute or more away) they say that no run is queued: the planner then sorts a
+        job's whole queue on every claim (13 ms at 10,000 runs, against 0.05 ms on the
+        claim index). It is skipped, not waited for, when another ANALYZE or a VACUUM
+        holds the table. SQLite's planner uses no statistics here.
+        """
+        if count < _MANY_QUEUED or self.dialect != "postgresql":
+            return
+        with self.engine.connect() as conn, conn.begin():
+            conn.execute(sa.text("SET LOCAL lock_timeout = '100ms'"))
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.text("ANALYZE runs"))
+            except sa.exc.OperationalError:
+                pass  # the table is busy being analyzed or vacuumed: that will do
 
     def set_paused(self, job_id: str, *, paused: bool, at: dt.datetime) -> None:
         with self._write() as conn:
