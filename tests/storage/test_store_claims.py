@@ -190,7 +190,8 @@ def test_a_claim_reads_indexes_and_never_sorts_the_queue(
     store: store_mod.Store, jobs: JobBuilder, at: Clock
 ) -> None:
     """A claim's cost must not grow with the queue: on SQLite, whose plans do not depend
-    on statistics, none of its queries scans ``runs`` or sorts in a temporary B-tree."""
+    on statistics, none of its queries scans ``runs`` or sorts in a temporary B-tree, and
+    it updates the runs it takes by their ids."""
     if store.dialect != "sqlite":
         pytest.skip("PostgreSQL plans from statistics: checked on SQLite")
     for n in range(3):
@@ -200,17 +201,19 @@ def test_a_claim_reads_indexes_and_never_sorts_the_queue(
     statements: list[tuple[str, Any]] = []
 
     def record(_conn: object, _cursor: object, statement: str, params: Any, *_: object) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE")):
             statements.append((statement, params))
 
     sa.event.listen(store.engine, "before_cursor_execute", record)
     try:
         assert len(store.claim_runs(job_id=None, worker="w", limit=4, at=at(9))) == 4
         assert len(store.claim_runs(job_id=job.id, worker="w", limit=2, at=at(9))) == 2
+        mine = store.claim_runs(job_id=job.id, worker="w", limit=9, at=at(9), within_limits=False)
+        assert len(mine) == 9
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", record)
 
-    assert statements
+    assert len([s for s, _ in statements if s.startswith("UPDATE")]) == 3
     with store.engine.connect() as conn:
         for statement, params in statements:
             plan = [
@@ -220,6 +223,10 @@ def test_a_claim_reads_indexes_and_never_sorts_the_queue(
                 statement,
                 plan,
             )
+            if statement.startswith("UPDATE"):
+                assert [p for p in plan if " runs " in f"{p} "] == [
+                    "SEARCH runs USING INDEX sqlite_autoindex_runs_1 (id=?)"
+                ], plan
 
 
 def test_queueing_many_runs_refreshes_postgresql_statistics(

@@ -50,50 +50,53 @@ def claim(
     """Move up to ``limit`` QUEUED runs to STARTING: highest priority first, then oldest,
     and with ``within_limits`` never more running at once for a job than its
     ``max_parallel_runs``."""
-    r = schema.runs.c
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK})
+        conn.execute(_Q.lock, {"k": _CLAIM_LOCK})
     tag_room = _tag_room(conn)
     limited_job = (
         bool(tag_room)
         and job_id is not None
-        and bool(
-            conn.execute(
-                sa.select(sa.func.count()).where(
-                    schema.job_tags.c.job_id == job_id, schema.job_tags.c.tag.in_(list(tag_room))
-                )
-            ).scalar_one()
-        )
+        and bool(conn.execute(_Q.job_limited, {"job_id": job_id, "tags": list(tag_room)}).scalar())
     )
+    taking = {"b_at": at, "b_worker": worker, "b_worker_id": worker_id, "b_lease": lease_until}
     if job_id is not None and not within_limits and not limited_job:
-        # One job's own executor: one statement takes its next runs.
-        pick = (
-            sa.select(r.id)
-            .where(r.job_id == job_id, r.state == _R.QUEUED.value)
-            .order_by(*_QUEUE_ORDER)
-            .limit(limit)
+        # One job's own executor: its next runs, whatever else runs.
+        chosen = list(conn.execute(_Q.next_runs, {"job_id": job_id, "room": limit}).scalars())
+    else:
+        chosen = _choose(conn, job_id, limit, within_limits, tag_room)
+    if not chosen:
+        return []
+    take = _Q.take_sqlite if conn.dialect.name == "sqlite" else _Q.take
+    return list(conn.execute(take, {"ids": chosen, **taking}))
+
+
+def _choose(
+    conn: sa.Connection,
+    job_id: str | None,
+    limit: int,
+    within_limits: bool,
+    tag_room: dict[str, int],
+) -> list[str]:
+    """The ids of the next runs to take: those of each job with room, then across jobs in
+    queue order, skipping runs of jobs whose tags are at their limit."""
+    if job_id is None:
+        found = conn.execute(_Q.rooms if within_limits else _Q.rooms_unlimited)
+    else:
+        found = conn.execute(
+            _Q.job_room if within_limits else _Q.job_room_unlimited, {"job_id": job_id}
         )
-        return _take(conn, r.id.in_(pick.scalar_subquery()), worker, worker_id, at, lease_until)
-    rooms = _job_rooms(conn, job_id, limit, within_limits)
     candidates: list[Any] = []
-    for jid, room in rooms.items():
-        candidates += list(
-            conn.execute(
-                sa.select(r.id, r.job_id, r.priority, r.queued_at, r.idx)
-                .where(r.job_id == jid, r.state == _R.QUEUED.value)
-                .order_by(*_QUEUE_ORDER)
-                .limit(room)
-            ).all()
-        )
+    for row in found.all():
+        room = min(row[1] - row[2], limit) if within_limits else limit
+        if room > 0:
+            candidates += conn.execute(_Q.next_runs, {"job_id": row[0], "room": room}).all()
     candidates.sort(key=lambda c: (-c.priority, c.queued_at, c.idx))
     job_tags: dict[str, list[str]] = {}
-    if tag_room:
-        for jid, tag in conn.execute(
-            sa.select(schema.job_tags.c.job_id, schema.job_tags.c.tag).where(
-                schema.job_tags.c.job_id.in_({c.job_id for c in candidates}),
-                schema.job_tags.c.tag.in_(list(tag_room)),
-            )
-        ):
+    if tag_room and candidates:
+        rows = conn.execute(
+            _Q.job_tags, {"job_ids": list({c.job_id for c in candidates}), "tags": list(tag_room)}
+        )
+        for jid, tag in rows:
             job_tags.setdefault(jid, []).append(tag)
     chosen = []
     for c in candidates:
@@ -105,73 +108,106 @@ def claim(
         chosen.append(c.id)
         if len(chosen) == limit:
             break
-    if not chosen:
-        return []
-    return _take(conn, r.id.in_(chosen), worker, worker_id, at, lease_until)
-
-
-def _job_rooms(
-    conn: sa.Connection, job_id: str | None, limit: int, within_limits: bool
-) -> dict[str, int]:
-    """How many runs each job with queued runs (``job_id`` only, when given) may start
-    now: at most ``limit``, and with ``within_limits`` no more than its
-    ``max_parallel_runs`` less its active runs. Jobs with no room are left out.
-
-    One statement, which reads indexes only, never the whole queue: the jobs with queued
-    runs are found by a loose scan of ``ix_runs_state_job_id`` (one index probe per job,
-    where a ``DISTINCT`` would read every queued run), each job's active runs are counted
-    on an index too.
-    """
-    r = schema.runs.c
-    j = schema.jobs.c
-    columns: list[Any] = [j.id, j.max_parallel_runs]
-    if within_limits:
-        active = schema.runs.alias("active_run")
-        columns.append(
-            sa.select(sa.func.count())
-            .where(active.c.job_id == j.id, active.c.state.in_(ACTIVE))
-            .scalar_subquery()
-        )
-    if job_id is not None:
-        query = sa.select(*columns).where(j.id == job_id)
-    else:
-        # WITH RECURSIVE q(job_id): the smallest job id with a queued run, then the next
-        # larger one, and so on, until there is none.
-        inner = schema.runs.alias("queued_run")
-        first = sa.select(sa.func.min(r.job_id)).where(r.state == _R.QUEUED.value)
-        q = sa.select(first.scalar_subquery().label("job_id")).cte("q", recursive=True)
-        following = (
-            sa.select(sa.func.min(inner.c.job_id))
-            .where(inner.c.state == _R.QUEUED.value, inner.c.job_id > q.c.job_id)
-            .scalar_subquery()
-        )
-        q = q.union_all(sa.select(following).where(q.c.job_id.is_not(None)))
-        query = sa.select(*columns).select_from(q.join(schema.jobs, j.id == q.c.job_id))
-    rooms: dict[str, int] = {}
-    for row in conn.execute(query):
-        room = min(row[1] - row[2], limit) if within_limits else limit
-        if room > 0:
-            rooms[row[0]] = room
-    return rooms
+    return chosen
 
 
 def _tag_room(conn: sa.Connection) -> dict[str, int]:
     """How many more runs each limited tag allows to start now, across every job."""
-    limits = dict((row.tag, row.most) for row in conn.execute(sa.select(schema.tag_limits)))
+    limits: dict[str, int] = {tag: most for tag, most in conn.execute(_Q.tag_limits)}
     if not limits:
         return {}
-    jt = schema.job_tags.c
-    r = schema.runs.c
-    running = dict(
-        (tag, count)
-        for tag, count in conn.execute(
+    running: dict[str, int] = {
+        tag: count for tag, count in conn.execute(_Q.tags_running, {"tags": list(limits)})
+    }
+    return {tag: most - running.get(tag, 0) for tag, most in limits.items()}
+
+
+class _Claims:
+    """The claim's statements, built once: building a statement costs more than running
+    it (the engine claims about once per run), and their compiled forms are cached.
+
+    None reads the whole queue: the jobs with queued runs are found by a loose scan of
+    ``ix_runs_state_job_id`` (one index probe per job, where a ``DISTINCT`` would read
+    every queued run) that also counts each job's active runs on an index, and a job's
+    next runs are read off ``ix_runs_claim_order`` in queue order.
+    """
+
+    def __init__(self) -> None:
+        runs = schema.runs
+        r = runs.c
+        j = schema.jobs.c
+        jt = schema.job_tags.c
+        queued = r.state == _R.QUEUED.value
+        self.lock = sa.text("SELECT pg_advisory_xact_lock(:k)")
+        self.tag_limits = sa.select(schema.tag_limits.c.tag, schema.tag_limits.c.most)
+        self.tags_running = (
             sa.select(jt.tag, sa.func.count())
-            .select_from(schema.runs.join(schema.job_tags, jt.job_id == r.job_id))
-            .where(r.state.in_(ACTIVE), jt.tag.in_(list(limits)))
+            .select_from(runs.join(schema.job_tags, jt.job_id == r.job_id))
+            .where(r.state.in_(ACTIVE), jt.tag.in_(sa.bindparam("tags", expanding=True)))
             .group_by(jt.tag)
         )
-    )
-    return {tag: most - running.get(tag, 0) for tag, most in limits.items()}
+        self.job_limited = sa.select(sa.func.count()).where(
+            jt.job_id == sa.bindparam("job_id"), jt.tag.in_(sa.bindparam("tags", expanding=True))
+        )
+        self.job_tags = sa.select(jt.job_id, jt.tag).where(
+            jt.job_id.in_(sa.bindparam("job_ids", expanding=True)),
+            jt.tag.in_(sa.bindparam("tags", expanding=True)),
+        )
+        # (job id, max_parallel_runs, active runs) of each job with queued runs, or of one.
+        active = runs.alias("active_run")
+        count_active = (
+            sa.select(sa.func.count())
+            .where(active.c.job_id == j.id, active.c.state.in_(ACTIVE))
+            .scalar_subquery()
+        )
+        nothing = sa.literal(0)
+        # WITH RECURSIVE q(job_id): the smallest job id with a queued run, then the next
+        # larger one, and so on, until there is none.
+        later = runs.alias("queued_run")
+        first = sa.select(sa.func.min(r.job_id)).where(queued).scalar_subquery()
+        q = sa.select(first.label("job_id")).cte("q", recursive=True)
+        following = (
+            sa.select(sa.func.min(later.c.job_id))
+            .where(later.c.state == _R.QUEUED.value, later.c.job_id > q.c.job_id)
+            .scalar_subquery()
+        )
+        q = q.union_all(sa.select(following).where(q.c.job_id.is_not(None)))
+        with_queued = q.join(schema.jobs, j.id == q.c.job_id)
+        self.rooms = sa.select(j.id, j.max_parallel_runs, count_active).select_from(with_queued)
+        self.rooms_unlimited = sa.select(j.id, j.max_parallel_runs, nothing).select_from(
+            with_queued
+        )
+        one_job = j.id == sa.bindparam("job_id")
+        self.job_room = sa.select(j.id, j.max_parallel_runs, count_active).where(one_job)
+        self.job_room_unlimited = sa.select(j.id, j.max_parallel_runs, nothing).where(one_job)
+        # A job's next ``room`` queued runs, in queue order.
+        self.next_runs = (
+            sa.select(r.id, r.job_id, r.priority, r.queued_at, r.idx)
+            .where(r.job_id == sa.bindparam("job_id"), queued)
+            .order_by(*_QUEUE_ORDER)
+            .limit(sa.bindparam("room"))
+        )
+        # Move the chosen runs that are still QUEUED to STARTING, found by their ids. On
+        # SQLite the state check is marked likely(): otherwise, for more than a couple of
+        # ids, its planner finds the rows by walking the queue on ix_runs_state_job_id.
+        when = r.started_at.type
+        take = (
+            runs.update()
+            .values(
+                state=_R.STARTING.value,
+                started_at=sa.bindparam("b_at", type_=when),
+                worker=sa.bindparam("b_worker"),
+                worker_id=sa.bindparam("b_worker_id"),
+                lease_expires_at=sa.bindparam("b_lease", type_=when),
+            )
+            .returning(*r)
+        )
+        chosen = r.id.in_(sa.bindparam("ids", expanding=True))
+        self.take = take.where(chosen, queued)
+        self.take_sqlite = take.where(chosen, sa.func.likely(queued))
+
+
+_Q = _Claims()
 
 
 def set_tag_limit(conn: sa.Connection, tag: str, most: int) -> None:
@@ -189,32 +225,6 @@ def set_priority(
     return conn.execute(
         schema.runs.update().where(which, r.state.in_(UNSTARTED)).values(priority=priority)
     ).rowcount
-
-
-def _take(
-    conn: sa.Connection,
-    which: sa.ColumnElement[bool],
-    worker: str,
-    worker_id: str | None,
-    at: dt.datetime,
-    lease_until: dt.datetime | None,
-) -> list[Any]:
-    """Move the chosen runs that are still QUEUED to STARTING for ``worker``."""
-    r = schema.runs.c
-    return list(
-        conn.execute(
-            schema.runs.update()
-            .where(which, r.state == _R.QUEUED.value)
-            .values(
-                state=_R.STARTING.value,
-                started_at=at,
-                worker=worker,
-                worker_id=worker_id,
-                lease_expires_at=lease_until,
-            )
-            .returning(*schema.runs.c)
-        ).all()
-    )
 
 
 def heartbeat(

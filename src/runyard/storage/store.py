@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -654,14 +655,8 @@ class Store:
             groups.setdefault(columns, []).append(
                 {(k if k.startswith("b_") else f"v_{k}"): v for k, v in row.items()}
             )
-        r = schema.runs.c
         for columns, params in groups.items():
-            stmt = (
-                schema.runs.update()
-                .where(r.id == sa.bindparam("b_id"), r.state == sa.bindparam("b_old"))
-                .values({c: sa.bindparam(f"v_{c}") for c in columns})
-            )
-            result = conn.execute(stmt, params)
+            result = conn.execute(_run_update(columns), params)
             if result.rowcount not in (-1, len(params)):
                 raise errors.TransitionError(
                     f"{len(params) - result.rowcount} of {len(params)} run(s) were not in the "
@@ -685,29 +680,11 @@ class Store:
         if inserts:
             conn.execute(schema.step_runs.insert(), [_step_row(x) for x in inserts.values()])
         if updates:
-            c = schema.step_runs.c
-            stmt = (
-                schema.step_runs.update()
-                .where(
-                    c.run_id == sa.bindparam("b_run_id"),
-                    c.step_name == sa.bindparam("b_step_name"),
-                    c.attempt == sa.bindparam("b_attempt"),
-                    c.state == sa.bindparam("b_old"),
-                )
-                .values(
-                    state=sa.bindparam("b_state"),
-                    started_at=sa.bindparam("b_started_at"),
-                    finished_at=sa.bindparam("b_finished_at"),
-                    error_type=sa.bindparam("b_error_type"),
-                    error_message=sa.bindparam("b_error_message"),
-                    traceback=sa.bindparam("b_traceback"),
-                )
-            )
             params = [
                 {**{f"b_{k}": v for k, v in _step_row(x).items()}, "b_old": old}
                 for old, x in updates.values()
             ]
-            result = conn.execute(stmt, params)
+            result = conn.execute(_STEP_UPDATE, params)
             if result.rowcount not in (-1, len(params)):
                 raise errors.TransitionError(
                     f"{len(params) - result.rowcount} of {len(params)} step run(s) were not "
@@ -814,6 +791,44 @@ class Store:
             )
             for row in rows
         ]
+
+
+@functools.cache
+def _run_update(columns: tuple[str, ...]) -> sa.Update:
+    """Runs' UPDATE setting ``columns`` (bound as ``v_<column>``), guarded by the state each
+    run's first transition starts from (``b_old``); built once per set of columns, as
+    building it costs more than running it."""
+    r = schema.runs.c
+    return (
+        schema.runs.update()
+        .where(r.id == sa.bindparam("b_id"), r.state == sa.bindparam("b_old"))
+        .values({c: sa.bindparam(f"v_{c}", type_=r[c].type) for c in columns})
+    )
+
+
+# A step run's new record, guarded by the state its first transition starts from.
+_STEP_UPDATE = (
+    schema.step_runs.update()
+    .where(
+        schema.step_runs.c.run_id == sa.bindparam("b_run_id"),
+        schema.step_runs.c.step_name == sa.bindparam("b_step_name"),
+        schema.step_runs.c.attempt == sa.bindparam("b_attempt"),
+        schema.step_runs.c.state == sa.bindparam("b_old"),
+    )
+    .values(
+        {
+            name: sa.bindparam(f"b_{name}", type_=schema.step_runs.c[name].type)
+            for name in (
+                "state",
+                "started_at",
+                "finished_at",
+                "error_type",
+                "error_message",
+                "traceback",
+            )
+        }
+    )
+)
 
 
 def _one_by_prefix(conn: sa.Connection, table: sa.Table, key: str, noun: str) -> sa.Row[Any]:
