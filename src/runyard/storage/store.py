@@ -357,6 +357,7 @@ class Store:
         worker_id: str | None = None,
         lease_until: dt.datetime | None = None,
         within_limits: bool = True,
+        changes: Changes | None = None,
     ) -> list[records.Run]:
         """Atomically move up to ``limit`` QUEUED runs to STARTING for ``worker``: highest
         priority first, then oldest, within each job's ``max_parallel_runs``; of one job only
@@ -364,10 +365,17 @@ class Store:
         ``lease_until``. A job's own executor, which keeps to its limit itself, claims
         without ``within_limits``.
 
+        ``changes`` are written first, in the same transaction, as ``apply`` writes them
+        (and refused as it refuses them, claiming nothing): a worker records the runs that
+        ended, whose slots the claim then sees free, and claims, in one transaction.
+
         No run is ever handed to two callers, and no job exceeds its limit, however many
         workers claim at once.
         """
+        if changes:
+            _check(changes)
         with self._write() as conn:
+            events = self._write_changes(conn, changes) if changes else []
             rows = leases.claim(
                 conn,
                 worker=worker,
@@ -379,22 +387,20 @@ class Store:
                 within_limits=within_limits,
             )
             claimed = sorted((_run(row) for row in rows), key=lambda run: (run.job_id, run.index))
-            self._insert_events(
-                conn,
-                [
-                    _run_event(
-                        RunTransition(
-                            run.id,
-                            run.job_id,
-                            states.RunState.QUEUED,
-                            states.RunState.STARTING,
-                            at,
-                            worker=worker,
-                        )
+            events += [
+                _run_event(
+                    RunTransition(
+                        run.id,
+                        run.job_id,
+                        states.RunState.QUEUED,
+                        states.RunState.STARTING,
+                        at,
+                        worker=worker,
                     )
-                    for run in claimed
-                ],
-            )
+                )
+                for run in claimed
+            ]
+            self._insert_events(conn, events)
         return claimed
 
     def create_retry(
@@ -586,48 +592,48 @@ class Store:
         Raises ``TransitionError`` (and writes nothing) for a transition the states table
         forbids, or for a run that is no longer in the state the transition starts from.
         """
-        for t in changes.runs:
-            states.check_run_transition(t.old, t.new)
-        for s in changes.steps:
-            if s.old is not None:
-                states.check_step_transition(s.old, s.step_run.state)
+        _check(changes)
         with self._write() as conn:
-            self._apply_runs(conn, changes.runs)
-            self._apply_steps(conn, changes.steps)
-            if changes.logs:
-                conn.execute(
-                    schema.logs.insert(),
-                    [
-                        {
-                            "run_id": x.run_id,
-                            "step_name": x.step_name,
-                            "stream": x.stream,
-                            "at": x.at,
-                            "level": x.level,
-                            "text": x.text,
-                        }
-                        for x in changes.logs
-                    ],
-                )
-            if changes.artifacts:
-                conn.execute(
-                    schema.artifacts.insert(),
-                    [
-                        {
-                            "run_id": a.run_id,
-                            "step_name": a.step_name,
-                            "output_name": a.output_name,
-                            "uri": a.uri,
-                            "size": a.size,
-                            "serializer": a.serializer,
-                            "created_at": a.created_at,
-                        }
-                        for a in changes.artifacts
-                    ],
-                )
-            events = [_run_event(t) for t in changes.runs]
-            events += [_step_event(s) for s in changes.steps]
-            self._insert_events(conn, events)
+            self._insert_events(conn, self._write_changes(conn, changes))
+
+    def _write_changes(self, conn: sa.Connection, changes: Changes) -> list[dict[str, Any]]:
+        """Write ``changes`` (checked by ``_check``) but their events; returns the events."""
+        self._apply_runs(conn, changes.runs)
+        self._apply_steps(conn, changes.steps)
+        if changes.logs:
+            conn.execute(
+                schema.logs.insert(),
+                [
+                    {
+                        "run_id": x.run_id,
+                        "step_name": x.step_name,
+                        "stream": x.stream,
+                        "at": x.at,
+                        "level": x.level,
+                        "text": x.text,
+                    }
+                    for x in changes.logs
+                ],
+            )
+        if changes.artifacts:
+            conn.execute(
+                schema.artifacts.insert(),
+                [
+                    {
+                        "run_id": a.run_id,
+                        "step_name": a.step_name,
+                        "output_name": a.output_name,
+                        "uri": a.uri,
+                        "size": a.size,
+                        "serializer": a.serializer,
+                        "created_at": a.created_at,
+                    }
+                    for a in changes.artifacts
+                ],
+            )
+        events = [_run_event(t) for t in changes.runs]
+        events += [_step_event(s) for s in changes.steps]
+        return events
 
     def _apply_runs(self, conn: sa.Connection, transitions: Sequence[RunTransition]) -> None:
         # A run's successive transitions in one batch become one UPDATE, guarded by the state
@@ -791,6 +797,15 @@ class Store:
             )
             for row in rows
         ]
+
+
+def _check(changes: Changes) -> None:
+    """Raise ``TransitionError`` for a transition in ``changes`` the states table forbids."""
+    for t in changes.runs:
+        states.check_run_transition(t.old, t.new)
+    for s in changes.steps:
+        if s.old is not None:
+            states.check_step_transition(s.old, s.step_run.state)
 
 
 @functools.cache
