@@ -19,6 +19,7 @@ from runyard.storage import schema
 __all__ = [
     "claim",
     "heartbeat",
+    "lock_queue",
     "recover_lost",
     "request_stop",
     "set_priority",
@@ -49,9 +50,7 @@ def claim(
 ) -> list[Any]:
     """Move up to ``limit`` QUEUED runs to STARTING: highest priority first, then oldest,
     and with ``within_limits`` never more running at once for a job than its
-    ``max_parallel_runs``."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_Q.lock, {"k": _CLAIM_LOCK})
+    ``max_parallel_runs``. The caller holds ``lock_queue``."""
     tag_room = _tag_room(conn)
     limited_job = (
         bool(tag_room)
@@ -68,6 +67,18 @@ def claim(
         return []
     take = _Q.take_sqlite if conn.dialect.name == "sqlite" else _Q.take
     return list(conn.execute(take, {"ids": chosen, **taking}))
+
+
+def lock_queue(conn: sa.Connection) -> None:
+    """Serialise this transaction with every other that claims runs or changes runs it
+    does not own (stop requests, queueing, priorities), until it ends: PostgreSQL's
+    advisory lock; on SQLite every write transaction is serialised already.
+
+    Take it before touching any run: a transaction that held rows of ``runs`` while it
+    waited for this lock could deadlock with one that holds it and waits for them.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_Q.lock, {"k": _CLAIM_LOCK})
 
 
 def _choose(
@@ -220,6 +231,7 @@ def set_priority(
     conn: sa.Connection, *, priority: int, job_id: str | None, run_id: str | None
 ) -> int:
     """Change the priority of a job's (or one run's) runs that have not started; how many."""
+    lock_queue(conn)
     r = schema.runs.c
     which = r.job_id == job_id if job_id is not None else r.id == run_id
     return conn.execute(
@@ -236,6 +248,15 @@ def heartbeat(
     conn.execute(
         schema.workers.update().where(schema.workers.c.id == worker_id).values(heartbeat_at=at)
     )
+    if conn.dialect.name == "postgresql":
+        # Lock its runs in id order first, as a stop request locks a job's runs: in the
+        # UPDATE's own order the two could deadlock.
+        conn.execute(
+            sa.select(r.id)
+            .where(r.worker_id == worker_id, r.state.in_(ACTIVE))
+            .order_by(r.id)
+            .with_for_update()
+        )
     conn.execute(
         schema.runs.update()
         .where(r.worker_id == worker_id, r.state.in_(ACTIVE))
@@ -256,10 +277,12 @@ def request_stop(
     """Stop a job's runs (or one run): unstarted ones end KILLED now, running ones are
     flagged for their worker. Returns the outcome and the events to write."""
     r = schema.runs.c
+    lock_queue(conn)
     pick = sa.select(r.id, r.job_id, r.state, r.stop_requested_at)
     pick = pick.where(r.job_id == job_id) if job_id is not None else pick.where(r.id == run_id)
     if conn.dialect.name == "postgresql":
-        pick = pick.with_for_update()
+        # In id order, as every transaction that locks several runs does (see heartbeat).
+        pick = pick.order_by(r.id).with_for_update()
     rows = conn.execute(pick).all()
     killed = [row for row in rows if row.state in UNSTARTED]
     running = [row for row in rows if row.state in ACTIVE]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -282,6 +281,7 @@ class Store:
         """Move a job's CREATED runs to QUEUED, with an event each; returns how many."""
         r = schema.runs.c
         with self._write() as conn:
+            leases.lock_queue(conn)
             ids = (
                 conn.execute(
                     sa.select(r.id)
@@ -318,8 +318,9 @@ class Store:
         waiting = [states.RunState.CREATED.value, states.RunState.QUEUED.value]
         pick = sa.select(r.id, r.state).where(r.job_id == job_id, r.state.in_(waiting))
         if self.dialect == "postgresql":
-            pick = pick.with_for_update()
+            pick = pick.order_by(r.id).with_for_update()
         with self._write() as conn:
+            leases.lock_queue(conn)
             rows = conn.execute(pick).all()
             if not rows:
                 return 0
@@ -375,6 +376,7 @@ class Store:
         if changes:
             _check(changes)
         with self._write() as conn:
+            leases.lock_queue(conn)  # before the changes lock any run
             events = self._write_changes(conn, changes) if changes else []
             rows = leases.claim(
                 conn,
@@ -655,19 +657,21 @@ class Store:
                 row["worker"] = t.worker
             if t.reason is not None:
                 row["reason"] = t.reason
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in merged.values():
-            columns = tuple(sorted(k for k in row if not k.startswith("b_")))
-            groups.setdefault(columns, []).append(
-                {(k if k.startswith("b_") else f"v_{k}"): v for k, v in row.items()}
+        # One statement for the whole batch, in run id order: the order in which every
+        # transaction that locks several runs locks them (a stop request, a heartbeat).
+        params = [
+            {"b_id": row["b_id"], "b_old": row["b_old"]}
+            | {f"v_{c}": row.get(c) for c in _RUN_UPDATE_COLUMNS}
+            for _, row in sorted(merged.items())
+        ]
+        if not params:
+            return
+        result = conn.execute(_RUN_UPDATE, params)
+        if result.rowcount not in (-1, len(params)):
+            raise errors.TransitionError(
+                f"{len(params) - result.rowcount} of {len(params)} run(s) were not in the "
+                "state their transition starts from; another process changed them"
             )
-        for columns, params in groups.items():
-            result = conn.execute(_run_update(columns), params)
-            if result.rowcount not in (-1, len(params)):
-                raise errors.TransitionError(
-                    f"{len(params) - result.rowcount} of {len(params)} run(s) were not in the "
-                    "state their transition starts from; another process changed them"
-                )
 
     def _apply_steps(self, conn: sa.Connection, transitions: Sequence[StepTransition]) -> None:
         # As for runs: a step run inserted and moved in one batch is inserted as it ends up;
@@ -808,17 +812,23 @@ def _check(changes: Changes) -> None:
             states.check_step_transition(s.old, s.step_run.state)
 
 
-@functools.cache
-def _run_update(columns: tuple[str, ...]) -> sa.Update:
-    """Runs' UPDATE setting ``columns`` (bound as ``v_<column>``), guarded by the state each
-    run's first transition starts from (``b_old``); built once per set of columns, as
-    building it costs more than running it."""
-    r = schema.runs.c
-    return (
-        schema.runs.update()
-        .where(r.id == sa.bindparam("b_id"), r.state == sa.bindparam("b_old"))
-        .values({c: sa.bindparam(f"v_{c}", type_=r[c].type) for c in columns})
+# What a batch of transitions may set on a run; the columns a run's transitions leave
+# unset keep their values.
+_RUN_UPDATE_COLUMNS = ("state", "queued_at", "started_at", "finished_at", "worker", "reason")
+
+# A run's transitions in a batch, as one row, guarded by the state the first starts from.
+_RUN_UPDATE = (
+    schema.runs.update()
+    .where(schema.runs.c.id == sa.bindparam("b_id"), schema.runs.c.state == sa.bindparam("b_old"))
+    .values(
+        {
+            name: sa.func.coalesce(
+                sa.bindparam(f"v_{name}", type_=schema.runs.c[name].type), schema.runs.c[name]
+            )
+            for name in _RUN_UPDATE_COLUMNS
+        }
     )
+)
 
 
 # A step run's new record, guarded by the state its first transition starts from.
