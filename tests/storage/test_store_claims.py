@@ -9,7 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import sqlalchemy as sa
 
 from runyard.core import states
 from runyard.storage import store as store_mod
@@ -156,3 +159,92 @@ def test_concurrent_claimers_never_get_the_same_run(
     assert {r.state for r in store.list_runs(job.id)} == {R.STARTING}
     starts = [e.run_id for e in store.list_events(job_id=job.id) if e.new_state == "STARTING"]
     assert sorted(starts) == sorted(everything)
+
+
+def test_claim_runs_without_a_job_finds_every_job_with_room_and_queued_runs(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    # Ids in a known order, so that jobs with nothing to claim sit between the others.
+    a, _ = jobs.create(runs=2, job_id="a" * 32)
+    b, _ = jobs.create(runs=2, job_id="b" * 32)  # never queued
+    c, _ = jobs.create(runs=3, job_id="c" * 32, max_parallel_runs=1)
+    d, _ = jobs.create(runs=1, job_id="d" * 32)
+    e, _ = jobs.create(runs=1, job_id="e" * 32)
+    for n, job in enumerate((a, c, d, e)):
+        store.queue_runs(job.id, at=at(n))
+    (full,) = store.claim_runs(job_id=c.id, worker="w:1", limit=5, at=at(5))
+    store.kill_unstarted_runs(d.id, at=at(6), reason="stopped")
+
+    claimed = store.claim_runs(job_id=None, worker="w:2", limit=10, at=at(7))
+
+    assert full.index == 0
+    assert sorted((r.job_id, r.index) for r in claimed) == [
+        (a.id, 0),
+        (a.id, 1),
+        (e.id, 0),
+    ]
+    assert {r.state for r in store.list_runs(b.id)} == {R.CREATED}
+
+
+def test_a_claim_reads_indexes_and_never_sorts_the_queue(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    """A claim's cost must not grow with the queue: on SQLite, whose plans do not depend
+    on statistics, none of its queries scans ``runs`` or sorts in a temporary B-tree, and
+    it updates the runs it takes by their ids."""
+    if store.dialect != "sqlite":
+        pytest.skip("PostgreSQL plans from statistics: checked on SQLite")
+    for n in range(3):
+        job, _ = jobs.create(runs=50, max_parallel_runs=5)
+        store.queue_runs(job.id, at=at(n))
+    store.set_tag_limit("db", 3)
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: object, _cursor: object, statement: str, params: Any, *_: object) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE")):
+            statements.append((statement, params))
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        assert len(store.claim_runs(job_id=None, worker="w", limit=4, at=at(9))) == 4
+        assert len(store.claim_runs(job_id=job.id, worker="w", limit=2, at=at(9))) == 2
+        mine = store.claim_runs(job_id=job.id, worker="w", limit=9, at=at(9), within_limits=False)
+        assert len(mine) == 9
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+
+    assert len([s for s, _ in statements if s.startswith("UPDATE")]) == 3
+    with store.engine.connect() as conn:
+        for statement, params in statements:
+            plan = [
+                row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            ]
+            assert not [p for p in plan if "TEMP B-TREE" in p or p.startswith("SCAN runs")], (
+                statement,
+                plan,
+            )
+            if statement.startswith("UPDATE"):
+                assert [p for p in plan if " runs " in f"{p} "] == [
+                    "SEARCH runs USING INDEX sqlite_autoindex_runs_1 (id=?)"
+                ], plan
+
+
+def test_queueing_many_runs_refreshes_postgresql_statistics(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    """Until the planner knows that runs are queued, it sorts a job's whole queue on every
+    claim; a bulk queue tells it at once rather than at autovacuum's next visit."""
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite plans these queries without statistics")
+    job, _ = jobs.create(runs=1000)
+
+    store.queue_runs(job.id, at=at(1))
+
+    with store.engine.connect() as conn:
+        known = conn.execute(
+            sa.text(
+                "SELECT most_common_vals::text FROM pg_stats "
+                "WHERE tablename = 'runs' AND attname = 'state'"
+            )
+        ).scalar_one()
+    assert known == "{QUEUED}"

@@ -3,6 +3,9 @@ renew leases, stop requests, and runs whose worker was lost."""
 
 import datetime as dt
 
+import pytest
+
+from runyard import errors
 from runyard.core import records, states
 from runyard.storage import store as store_mod
 
@@ -44,6 +47,54 @@ def test_claims_keep_each_job_within_its_parallel_limit(
     # A job's own executor claims past the limit: it keeps to it itself.
     more = store.claim_runs(job_id=narrow.id, worker="w", limit=10, at=at(7), within_limits=False)
     assert [r.index for r in more] == [3, 4]
+
+
+def test_a_claim_writes_the_changes_it_carries_first_in_its_transaction(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    job, _ = jobs.create(runs=3, max_parallel_runs=1)
+    store.queue_runs(job.id, at=at(1))
+    (first,) = store.claim_runs(job_id=None, worker="w", limit=5, at=at(2))
+    ended = store_mod.Changes(
+        runs=[
+            store_mod.RunTransition(first.id, job.id, R.STARTING, R.RUNNING, at(3), "h:1"),
+            store_mod.RunTransition(first.id, job.id, R.RUNNING, R.FINISHING, at(4)),
+            store_mod.RunTransition(first.id, job.id, R.FINISHING, R.SUCCESS, at(4)),
+        ]
+    )
+
+    # The job is full until its run's end is written; written first, it frees the slot.
+    (second,) = store.claim_runs(job_id=None, worker="w", limit=5, at=at(5), changes=ended)
+
+    assert second.index == 1
+    assert store.get_run(first.id).state is R.SUCCESS
+    transitions = [
+        (e.run_id, e.new_state) for e in store.list_events(job_id=job.id) if e.at >= at(3)
+    ]
+    assert transitions == [
+        (first.id, "RUNNING"),
+        (first.id, "FINISHING"),
+        (first.id, "SUCCESS"),
+        (second.id, "STARTING"),
+    ]
+
+
+def test_a_claim_whose_changes_are_refused_writes_and_claims_nothing(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    job, _ = jobs.create(runs=3)
+    store.queue_runs(job.id, at=at(1))
+    (first,) = store.claim_runs(job_id=None, worker="w", limit=1, at=at(2))
+    written = store.list_events(job_id=job.id)
+    stale = store_mod.Changes(  # the run is STARTING, not RUNNING
+        runs=[store_mod.RunTransition(first.id, job.id, R.RUNNING, R.FINISHING, at(3))]
+    )
+
+    with pytest.raises(errors.TransitionError):
+        store.claim_runs(job_id=None, worker="w", limit=1, at=at(4), changes=stale)
+
+    assert store.list_events(job_id=job.id) == written
+    assert [r.state for r in store.list_runs(job.id)] == [R.STARTING, R.QUEUED, R.QUEUED]
 
 
 def test_higher_priority_runs_are_claimed_first_then_oldest(

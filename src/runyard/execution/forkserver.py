@@ -186,6 +186,7 @@ def _serve(sock: socket.socket, body: RunBody, warm: Callable[[Any], object] | N
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
+    death_signal = _death_signal()
     runs: set[int] = set()
     while True:
         for key, _ in selector.select(wait):
@@ -212,7 +213,7 @@ def _serve(sock: socket.socket, body: RunBody, warm: Callable[[Any], object] | N
             if pid == 0:  # the run
                 code = _INTERNAL_ERROR
                 try:
-                    _die_with(server)
+                    _die_with(server, death_signal)
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     selector.close()
@@ -240,13 +241,27 @@ def _serve(sock: socket.socket, body: RunBody, warm: Callable[[Any], object] | N
             sock.send(pickle.dumps(("exit", pid, status)))
 
 
-def _die_with(parent: int) -> None:
-    """Have the kernel SIGKILL this process if ``parent`` dies (Linux): should the fork
-    server itself be killed, it cannot stop its runs, and they must not live on unseen."""
-    with contextlib.suppress(Exception):
+def _death_signal() -> Callable[[], object] | None:
+    """A call that has the kernel SIGKILL the calling process when its parent dies (Linux's
+    ``prctl(PR_SET_PDEATHSIG, SIGKILL)``), or None where there is none.
+
+    Looked up once, in the server: loading the C library in every run's process cost it
+    about a millisecond and a hundred copy-on-write faults.
+    """
+    try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _die_with(parent: int, death_signal: Callable[[], object] | None) -> None:
+    """Have the kernel SIGKILL this process if ``parent`` dies (Linux): should the fork
+    server itself be killed, it cannot stop its runs, and they must not live on unseen."""
+    if death_signal is not None:
+        with contextlib.suppress(Exception):
+            death_signal()
     if os.getppid() != parent:  # it died before the request took hold
         os._exit(_INTERNAL_ERROR)

@@ -9,7 +9,6 @@ little and keeps the limits exact.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +19,7 @@ from runyard.storage import endings, schema
 __all__ = [
     "claim",
     "heartbeat",
+    "lock_queue",
     "recover_lost",
     "request_stop",
     "set_priority",
@@ -30,6 +30,10 @@ _CLAIM_LOCK = 0x52554E5A
 _R = states.RunState
 _S = states.StepState
 ACTIVE = [s.value for s in states.ACTIVE_RUN_STATES]
+# The queue's order: highest priority first, then the longest queued, then grid order. The
+# index ``ix_runs_claim_order`` (job_id, state, then these) hands a job's next queued runs
+# over in this order without sorting its queue.
+_QUEUE_ORDER = (schema.runs.c.priority.desc(), schema.runs.c.queued_at, schema.runs.c.idx)
 UNSTARTED = [_R.CREATED.value, _R.QUEUED.value]
 
 
@@ -46,82 +50,69 @@ def claim(
 ) -> list[Any]:
     """Move up to ``limit`` QUEUED runs to STARTING: highest priority first, then oldest,
     and with ``within_limits`` never more running at once for a job than its
-    ``max_parallel_runs``. A retry is not taken before its ``not_before``."""
-    r = schema.runs.c
-    j = schema.jobs.c
-    ready = sa.or_(r.not_before.is_(None), r.not_before <= at)  # retries wait out backoff
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLAIM_LOCK})
+    ``max_parallel_runs``. A retry is not taken before its ``not_before``. The caller holds
+    ``lock_queue``."""
     tag_room = _tag_room(conn)
     limited_job = (
         bool(tag_room)
         and job_id is not None
-        and bool(
-            conn.execute(
-                sa.select(sa.func.count()).where(
-                    schema.job_tags.c.job_id == job_id, schema.job_tags.c.tag.in_(list(tag_room))
-                )
-            ).scalar_one()
-        )
+        and bool(conn.execute(_Q.job_limited, {"job_id": job_id, "tags": list(tag_room)}).scalar())
     )
+    taking = {"b_at": at, "b_worker": worker, "b_worker_id": worker_id, "b_lease": lease_until}
     if job_id is not None and not within_limits and not limited_job:
-        # One job's own executor: one statement takes its next runs.
-        pick = (
-            sa.select(r.id)
-            .where(r.job_id == job_id, r.state == _R.QUEUED.value, ready)
-            .order_by(r.priority.desc(), r.queued_at, r.idx)
-            .limit(limit)
+        # One job's own executor: its next runs, whatever else runs.
+        chosen = list(
+            conn.execute(_Q.next_runs, {"job_id": job_id, "room": limit, "now": at}).scalars()
         )
-        return _take(conn, r.id.in_(pick.scalar_subquery()), worker, worker_id, at, lease_until)
-    if job_id is not None:
-        job_ids: Sequence[str] = [job_id]
     else:
-        job_ids = (
-            conn.execute(sa.select(r.job_id).where(r.state == _R.QUEUED.value, ready).distinct())
-            .scalars()
-            .all()
-        )
-    if not job_ids:
+        chosen = _choose(conn, job_id, limit, within_limits, tag_room, at)
+    if not chosen:
         return []
-    limits: dict[str, int] = dict(
-        (row.id, row.max_parallel_runs)
-        for row in conn.execute(sa.select(j.id, j.max_parallel_runs).where(j.id.in_(job_ids)))
-    )
-    if not within_limits:
-        limits = {jid: limit for jid in limits}
-    active: dict[str, int] = (
-        dict(
-            conn.execute(
-                sa.select(r.job_id, sa.func.count())
-                .where(r.state.in_(ACTIVE), r.job_id.in_(job_ids))
-                .group_by(r.job_id)
-            ).all()
+    take = _Q.take_sqlite if conn.dialect.name == "sqlite" else _Q.take
+    return list(conn.execute(take, {"ids": chosen, **taking}))
+
+
+def lock_queue(conn: sa.Connection) -> None:
+    """Serialise this transaction with every other that claims runs or changes runs it
+    does not own (stop requests, queueing, priorities), until it ends: PostgreSQL's
+    advisory lock; on SQLite every write transaction is serialised already.
+
+    Take it before touching any run: a transaction that held rows of ``runs`` while it
+    waited for this lock could deadlock with one that holds it and waits for them.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_Q.lock, {"k": _CLAIM_LOCK})
+
+
+def _choose(
+    conn: sa.Connection,
+    job_id: str | None,
+    limit: int,
+    within_limits: bool,
+    tag_room: dict[str, int],
+    at: dt.datetime,
+) -> list[str]:
+    """The ids of the next runs to take: those of each job with room, then across jobs in
+    queue order, skipping runs of jobs whose tags are at their limit."""
+    if job_id is None:
+        found = conn.execute(_Q.rooms if within_limits else _Q.rooms_unlimited)
+    else:
+        found = conn.execute(
+            _Q.job_room if within_limits else _Q.job_room_unlimited, {"job_id": job_id}
         )
-        if within_limits
-        else {}
-    )
     candidates: list[Any] = []
-    for jid, most in limits.items():
-        room = min(most - active.get(jid, 0), limit)
-        if room <= 0:
-            continue
-        candidates += list(
-            conn.execute(
-                sa.select(r.id, r.job_id, r.priority, r.queued_at, r.idx)
-                .where(r.job_id == jid, r.state == _R.QUEUED.value, ready)
-                .order_by(r.priority.desc(), r.queued_at, r.idx)
-                .limit(room)
-            ).all()
-        )
+    for row in found.all():
+        room = min(row[1] - row[2], limit) if within_limits else limit
+        if room > 0:
+            found_runs = {"job_id": row[0], "room": room, "now": at}
+            candidates += conn.execute(_Q.next_runs, found_runs).all()
     candidates.sort(key=lambda c: (-c.priority, c.queued_at, c.idx))
     job_tags: dict[str, list[str]] = {}
-    if tag_room:
-        for jid, tag in conn.execute(
-            sa.select(schema.job_tags.c.job_id, schema.job_tags.c.tag).where(
-                schema.job_tags.c.job_id.in_({c.job_id for c in candidates}),
-                schema.job_tags.c.tag.in_(list(tag_room)),
-            )
-        ):
+    if tag_room and candidates:
+        rows = conn.execute(
+            _Q.job_tags, {"job_ids": list({c.job_id for c in candidates}), "tags": list(tag_room)}
+        )
+        for jid, tag in rows:
             job_tags.setdefault(jid, []).append(tag)
     chosen = []
     for c in candidates:
@@ -133,28 +124,108 @@ def claim(
         chosen.append(c.id)
         if len(chosen) == limit:
             break
-    if not chosen:
-        return []
-    return _take(conn, r.id.in_(chosen), worker, worker_id, at, lease_until)
+    return chosen
 
 
 def _tag_room(conn: sa.Connection) -> dict[str, int]:
     """How many more runs each limited tag allows to start now, across every job."""
-    limits = dict((row.tag, row.most) for row in conn.execute(sa.select(schema.tag_limits)))
+    limits: dict[str, int] = {tag: most for tag, most in conn.execute(_Q.tag_limits)}
     if not limits:
         return {}
-    jt = schema.job_tags.c
-    r = schema.runs.c
-    running = dict(
-        (tag, count)
-        for tag, count in conn.execute(
+    running: dict[str, int] = {
+        tag: count for tag, count in conn.execute(_Q.tags_running, {"tags": list(limits)})
+    }
+    return {tag: most - running.get(tag, 0) for tag, most in limits.items()}
+
+
+class _Claims:
+    """The claim's statements, built once: building a statement costs more than running
+    it (the engine claims about once per run), and their compiled forms are cached.
+
+    None reads the whole queue: the jobs with queued runs are found by a loose scan of
+    ``ix_runs_state_job_id`` (one index probe per job, where a ``DISTINCT`` would read
+    every queued run) that also counts each job's active runs on an index, and a job's
+    next runs are read off ``ix_runs_claim_order`` in queue order.
+    """
+
+    def __init__(self) -> None:
+        runs = schema.runs
+        r = runs.c
+        j = schema.jobs.c
+        jt = schema.job_tags.c
+        queued = r.state == _R.QUEUED.value
+        when = r.started_at.type
+        self.lock = sa.text("SELECT pg_advisory_xact_lock(:k)")
+        self.tag_limits = sa.select(schema.tag_limits.c.tag, schema.tag_limits.c.most)
+        self.tags_running = (
             sa.select(jt.tag, sa.func.count())
-            .select_from(schema.runs.join(schema.job_tags, jt.job_id == r.job_id))
-            .where(r.state.in_(ACTIVE), jt.tag.in_(list(limits)))
+            .select_from(runs.join(schema.job_tags, jt.job_id == r.job_id))
+            .where(r.state.in_(ACTIVE), jt.tag.in_(sa.bindparam("tags", expanding=True)))
             .group_by(jt.tag)
         )
-    )
-    return {tag: most - running.get(tag, 0) for tag, most in limits.items()}
+        self.job_limited = sa.select(sa.func.count()).where(
+            jt.job_id == sa.bindparam("job_id"), jt.tag.in_(sa.bindparam("tags", expanding=True))
+        )
+        self.job_tags = sa.select(jt.job_id, jt.tag).where(
+            jt.job_id.in_(sa.bindparam("job_ids", expanding=True)),
+            jt.tag.in_(sa.bindparam("tags", expanding=True)),
+        )
+        # (job id, max_parallel_runs, active runs) of each job with queued runs, or of one.
+        active = runs.alias("active_run")
+        count_active = (
+            sa.select(sa.func.count())
+            .where(active.c.job_id == j.id, active.c.state.in_(ACTIVE))
+            .scalar_subquery()
+        )
+        nothing = sa.literal(0)
+        # WITH RECURSIVE q(job_id): the smallest job id with a queued run, then the next
+        # larger one, and so on, until there is none.
+        later = runs.alias("queued_run")
+        first = sa.select(sa.func.min(r.job_id)).where(queued).scalar_subquery()
+        q = sa.select(first.label("job_id")).cte("q", recursive=True)
+        following = (
+            sa.select(sa.func.min(later.c.job_id))
+            .where(later.c.state == _R.QUEUED.value, later.c.job_id > q.c.job_id)
+            .scalar_subquery()
+        )
+        q = q.union_all(sa.select(following).where(q.c.job_id.is_not(None)))
+        with_queued = q.join(schema.jobs, j.id == q.c.job_id)
+        self.rooms = sa.select(j.id, j.max_parallel_runs, count_active).select_from(with_queued)
+        self.rooms_unlimited = sa.select(j.id, j.max_parallel_runs, nothing).select_from(
+            with_queued
+        )
+        one_job = j.id == sa.bindparam("job_id")
+        self.job_room = sa.select(j.id, j.max_parallel_runs, count_active).where(one_job)
+        self.job_room_unlimited = sa.select(j.id, j.max_parallel_runs, nothing).where(one_job)
+        # A job's next ``room`` queued runs, in queue order.
+        # A retry waiting out its backoff is not taken before its ``not_before``.
+        ready = sa.or_(r.not_before.is_(None), r.not_before <= sa.bindparam("now", type_=when))
+        self.next_runs = (
+            sa.select(r.id, r.job_id, r.priority, r.queued_at, r.idx)
+            .where(r.job_id == sa.bindparam("job_id"), queued, ready)
+            .order_by(*_QUEUE_ORDER)
+            .limit(sa.bindparam("room"))
+        )
+        # Move the chosen runs that are still QUEUED to STARTING, found by their ids. On
+        # SQLite the state check is marked likely(): otherwise, for more than a couple of
+        # ids, its planner finds the rows by walking the queue on ix_runs_state_job_id.
+        take = (
+            runs.update()
+            .values(
+                state=_R.STARTING.value,
+                started_at=sa.bindparam("b_at", type_=when),
+                worker=sa.bindparam("b_worker"),
+                worker_id=sa.bindparam("b_worker_id"),
+                lease_expires_at=sa.bindparam("b_lease", type_=when),
+            )
+            .returning(*r)
+        )
+        chosen = r.id.in_(sa.bindparam("ids", expanding=True))
+        self.take = take.where(chosen, queued)
+        self.take_sqlite = take.where(chosen, sa.func.likely(queued))
+
+
+_Q = _Claims()
 
 
 def set_tag_limit(conn: sa.Connection, tag: str, most: int) -> None:
@@ -167,37 +238,12 @@ def set_priority(
     conn: sa.Connection, *, priority: int, job_id: str | None, run_id: str | None
 ) -> int:
     """Change the priority of a job's (or one run's) runs that have not started; how many."""
+    lock_queue(conn)
     r = schema.runs.c
     which = r.job_id == job_id if job_id is not None else r.id == run_id
     return conn.execute(
         schema.runs.update().where(which, r.state.in_(UNSTARTED)).values(priority=priority)
     ).rowcount
-
-
-def _take(
-    conn: sa.Connection,
-    which: sa.ColumnElement[bool],
-    worker: str,
-    worker_id: str | None,
-    at: dt.datetime,
-    lease_until: dt.datetime | None,
-) -> list[Any]:
-    """Move the chosen runs that are still QUEUED to STARTING for ``worker``."""
-    r = schema.runs.c
-    return list(
-        conn.execute(
-            schema.runs.update()
-            .where(which, r.state == _R.QUEUED.value)
-            .values(
-                state=_R.STARTING.value,
-                started_at=at,
-                worker=worker,
-                worker_id=worker_id,
-                lease_expires_at=lease_until,
-            )
-            .returning(*schema.runs.c)
-        ).all()
-    )
 
 
 def heartbeat(
@@ -209,6 +255,15 @@ def heartbeat(
     conn.execute(
         schema.workers.update().where(schema.workers.c.id == worker_id).values(heartbeat_at=at)
     )
+    if conn.dialect.name == "postgresql":
+        # Lock its runs in id order first, as a stop request locks a job's runs: in the
+        # UPDATE's own order the two could deadlock.
+        conn.execute(
+            sa.select(r.id)
+            .where(r.worker_id == worker_id, r.state.in_(ACTIVE))
+            .order_by(r.id)
+            .with_for_update()
+        )
     conn.execute(
         schema.runs.update()
         .where(r.worker_id == worker_id, r.state.in_(ACTIVE))
@@ -229,10 +284,12 @@ def request_stop(
     """Stop a job's runs (or one run): unstarted ones end KILLED now, running ones are
     flagged for their worker. Returns the outcome and the events to write."""
     r = schema.runs.c
+    lock_queue(conn)
     pick = sa.select(r.id, r.job_id, r.state, r.stop_requested_at)
     pick = pick.where(r.job_id == job_id) if job_id is not None else pick.where(r.id == run_id)
     if conn.dialect.name == "postgresql":
-        pick = pick.with_for_update()
+        # In id order, as every transaction that locks several runs does (see heartbeat).
+        pick = pick.order_by(r.id).with_for_update()
     rows = conn.execute(pick).all()
     killed = [row for row in rows if row.state in UNSTARTED]
     running = [row for row in rows if row.state in ACTIVE]

@@ -114,9 +114,19 @@ runs = sa.Table(
     sa.Column("reuse", JSONType),  # {step: {output: uri}}: outputs taken from the parent
     sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
     sa.Column("not_before", UTCDateTime),  # a retry is not claimed before its backoff ends
-    sa.Index(None, "job_id", "state"),
     sa.Index(None, "job_id", "idx"),
-    sa.Index(None, "state"),
+    # The jobs with queued runs, found one index probe per job; the active runs.
+    sa.Index(None, "state", "job_id"),
+)
+# A job's runs by state, each state's in queue order: a claim reads a job's next queued runs
+# off it without sorting the job's queue.
+sa.Index(
+    "ix_runs_claim_order",
+    runs.c.job_id,
+    runs.c.state,
+    runs.c.priority.desc(),
+    runs.c.queued_at,
+    runs.c.idx,
 )
 
 # At most ``most`` runs of jobs tagged ``tag`` run at once, across all jobs and workers.

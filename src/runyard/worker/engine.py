@@ -142,11 +142,12 @@ class Worker:
                 return
             if self._recorder.has_finished:
                 # A run has ended: write it now, so the claim sees its slot (and its job's
-                # limit) free, and claim at once rather than after the poll interval.
-                self._recorder.flush(force=True)
+                # limit) free, and claim at once rather than after the poll interval. The
+                # claim writes it first, in its own transaction.
                 next_claim = now
-                if self._notifier is not None:
-                    self._notifier.wake()
+                if self._draining or session.free == 0:
+                    self._recorder.flush(force=True)
+                    self._wake_notifier()
             if not self._draining and session.free > 0 and now >= next_claim:
                 asked = session.free
                 started = self._claim_and_start(session, asked)
@@ -174,6 +175,11 @@ class Worker:
                 next_reap = now + opts.reap_every
             session.poll(min(opts.poll, max(0.0, next_beat - time.monotonic())))
 
+    def _wake_notifier(self) -> None:
+        """Runs ended and their notices are written: have them delivered now."""
+        if self._notifier is not None:
+            self._notifier.wake()
+
     def _waiting(self) -> bool:
         """Whether our job still has queued runs: retries waiting out their backoff, or runs
         held back by a tag limit."""
@@ -188,6 +194,8 @@ class Worker:
             self._artifacts.discard(pruned.run_ids, pruned.unused, pruned.still_used)
 
     def _claim_and_start(self, session: processes.Session, asked: int) -> int:
+        # What the runs reported since the last write goes in the claim's transaction.
+        changes, finished = self._recorder.take()
         at = self.clock()
         claimed = self.store.claim_runs(
             job_id=self.job_id,
@@ -197,7 +205,11 @@ class Worker:
             worker_id=self.id,
             lease_until=at + dt.timedelta(seconds=self.options.lease),
             within_limits=self.job_id is None,
+            changes=changes,
         )
+        self._recorder.written(finished)
+        if finished:
+            self._wake_notifier()
         for run in claimed:
             job = self._job(run.job_id)
             try:

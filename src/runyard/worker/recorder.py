@@ -187,16 +187,29 @@ class Recorder:
         """Write what was reported since the last write, in one transaction.
 
         Without ``force`` it writes at most every ``flush_interval`` seconds, so a busy
-        executor makes a few transactions a second instead of one per message.
+        executor makes a few transactions a second instead of one per message; and it
+        leaves a batch in which a run ended to the worker, which writes it at once, with
+        the claim of the run that takes the freed slot (``take``).
         """
         now = time.monotonic()
-        if not force and now - self._last_flush < self.flush_interval:
+        if not force and (self._finished or now - self._last_flush < self.flush_interval):
             return
-        self._last_flush = now
-        changes, self._changes = self._changes, store_mod.Changes()
-        finished, self._finished = self._finished, []
+        changes, finished = self.take()
         if changes:
             self.store.apply(changes)
+        self.written(finished)
+
+    def take(self) -> tuple[store_mod.Changes, list[records.Run]]:
+        """Hand over what was reported since the last write, for the caller to write in a
+        transaction of its own: the changes, and the runs that ended, to pass to
+        ``written`` once they are written."""
+        self._last_flush = time.monotonic()
+        changes, self._changes = self._changes, store_mod.Changes()
+        finished, self._finished = self._finished, []
+        return changes, finished
+
+    def written(self, finished: list[records.Run]) -> None:
+        """The batch ``take`` handed over is written: tell ``on_run_finished``."""
         if self.on_run_finished is not None:
             for run in finished:
                 self.on_run_finished(run)
