@@ -128,3 +128,12 @@ def test_pause_resume_and_run_now(store: store_mod.Store, jobs: JobBuilder, at: 
     assert fired[1] == hour(12)
     kinds = [e.kind for e in store.list_events(job_id=job_id)]
     assert kinds.count("tick") == 2
+
+
+def test_a_tick_key_already_taken_fires_nothing(store: store_mod.Store, jobs: JobBuilder) -> None:
+    # run now twice at the same moment: the second finds the tick key taken. The key is
+    # what guards a tick when schedule rows cannot (a restarted scheduler, run now).
+    job_id = scheduled(store, jobs, hourly(overlap="allow"))
+    assert store.run_now(job_id, at=hour(8, 30), new_id=new_id) == 3
+    assert store.run_now(job_id, at=hour(8, 30), new_id=new_id) == 0
+    assert len(store.list_runs(job_id)) == 3

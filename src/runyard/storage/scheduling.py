@@ -129,12 +129,14 @@ def _fire(
 ) -> tuple[str, dt.datetime, int, str | None] | None:
     """Fire one tick of a job, once: None when it had fired already."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    # RETURNING, not rowcount: psycopg reports -1 rows for an INSERT ... ON CONFLICT.
     made = conn.execute(
         insert(schema.ticks)
         .values(job_id=job_id, tick_at=tick, fired_at=now, runs=0, note=note)
         .on_conflict_do_nothing()
-    )
-    if made.rowcount == 0:
+        .returning(schema.ticks.c.job_id)
+    ).first()
+    if made is None:
         return None
     r = schema.runs.c
     busy = conn.execute(
