@@ -210,8 +210,8 @@ def test_a_snapshot_over_the_limit_is_refused_listing_its_largest_files(
     message = str(raised.value)
     assert f"Project {project} is 1.2 MB to snapshot, over its limit of 1 MB" in message
     assert (
-        "the largest files: model.bin (0.6 MB), a.csv (0.3 MB), b.csv (0.2 MB), "
-        "c.csv (0.1 MB), d.csv (0.0 MB). Add them to .gitignore, move them to the data "
+        "the largest files: model.bin (585.9 KB), a.csv (293.0 KB), b.csv (195.3 KB), "
+        "c.csv (97.7 KB), d.csv (48.8 KB). Add them to .gitignore, move them to the data "
         "folder (data/, never snapshotted), or raise snapshot_max_mb" in message
     )
     assert "e.csv" not in message and "small.py" not in message

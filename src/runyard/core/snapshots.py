@@ -30,6 +30,7 @@ __all__ = [
     "environment_difference",
     "make_snapshot",
     "manifest_id",
+    "size_text",
 ]
 
 EXECUTABLE = 0o755  # the mode of a file with any executable bit set
@@ -155,6 +156,17 @@ class SnapshotSummary:
     file_count: int
     total_bytes: int
     created_at: dt.datetime
+
+
+def size_text(count: int) -> str:
+    """Bytes for people: ``512 B``, ``1.5 KB``, ``50.0 MB``, ``1.20 GB`` (powers of 1024)."""
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024**2:
+        return f"{count / 1024:.1f} KB"
+    if count < 1024**3:
+        return f"{count / 1024**2:.1f} MB"
+    return f"{count / 1024**3:.2f} GB"
 
 
 def manifest_id(files: Iterable[SnapshotFile]) -> str:

@@ -413,16 +413,12 @@ def _missing(
 
 def _too_big(project: projects.Project, found: list[_Found], total: int) -> str:
     largest = sorted(found, key=lambda f: (-f.size, f.path))[:5]
-    listed = ", ".join(f"{f.path} ({_mb(f.size)})" for f in largest)
+    listed = ", ".join(f"{f.path} ({snapshots.size_text(f.size)})" for f in largest)
     data = project.data_dir
     shown = data.relative_to(project.root) if data.is_relative_to(project.root) else data
     return (
-        f"Project {project.root} is {_mb(total)} to snapshot, over its limit of "
+        f"Project {project.root} is {snapshots.size_text(total)} to snapshot, over its limit of "
         f"{project.snapshot_max_mb:g} MB; the largest files: {listed}. Add them to "
         f".gitignore, move them to the data folder ({shown}/, never snapshotted), or raise "
         "snapshot_max_mb in runyard.toml"
     )
-
-
-def _mb(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB"
