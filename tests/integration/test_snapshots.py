@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from runyard import errors
-from runyard.app import projects
+from runyard.app import projects, service
 from runyard.core import snapshots
 from runyard.execution import environment
 from runyard.storage import snapshots as snapshot_store
@@ -164,6 +164,20 @@ def test_the_data_folder_runyards_home_and_excluded_paths_are_left_out(
         "etl.py",
         "runyard.toml",
     ]
+
+
+def test_the_facade_leaves_out_runyards_home_database_and_artifacts(
+    project: pathlib.Path,
+) -> None:
+    from runyard.app import settings
+
+    write(project, "etl.py")
+    config = settings.Settings.from_env({}, home=project / ".runyard")
+    with service.Runyard.open(config) as app:
+        taken = app.take_snapshot(project)
+        assert (project / ".runyard" / "runyard.db").exists()
+        assert paths(taken) == ["etl.py"]
+        assert app.get_snapshot(taken.snapshot.id[:10]) == taken.snapshot
 
 
 def test_symlinks_are_kept_as_files_only_when_they_point_inside_the_project(
