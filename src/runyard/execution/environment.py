@@ -23,9 +23,10 @@ def capture() -> snapshots.Environment:
     when one is installed twice, as for imports)."""
     found: dict[str, str] = {}
     for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata else None
-        if name:
-            found.setdefault(normalise(name), dist.version)
+        metadata = dist.metadata  # parsed on every access: read it once
+        name, version = (metadata["Name"], metadata["Version"]) if metadata else (None, None)
+        if name and version:
+            found.setdefault(normalise(name), version)
     return snapshots.Environment(
         python_version=platform.python_version(),
         implementation=sys.implementation.name,
