@@ -229,10 +229,9 @@ class SnapshotStore:
             if os.path.exists(target):
                 return None
             folder = os.path.dirname(target)
-            os.makedirs(folder, exist_ok=True)
             temporary = f"{folder}/.{digest}.{uuid.uuid4().hex}.tmp"
             try:
-                with open(source, "rb") as src, open(temporary, "xb") as dst:
+                with open(source, "rb") as src, _new_blob_file(temporary) as dst:
                     written = _copy_hashing(src, dst, digest, source)
                 os.chmod(temporary, 0o444)  # blobs are never written again
                 os.replace(temporary, target)
@@ -329,6 +328,16 @@ def _create(path: str, mode: int) -> BinaryIO:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     os.fchmod(fd, mode)  # the umask may have taken bits away
     return os.fdopen(fd, "wb")
+
+
+def _new_blob_file(path: str) -> BinaryIO:
+    """A new file at ``path``, its folder made when missing (most of them exist already:
+    trying first spares a makedirs per blob)."""
+    try:
+        return open(path, "xb")
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, "xb")
 
 
 def _copy_bytes(src: BinaryIO, dst: BinaryIO) -> None:
