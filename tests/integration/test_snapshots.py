@@ -283,7 +283,8 @@ def test_a_file_that_changes_while_it_is_stored_leaves_no_blob(
 ) -> None:
     write(project, "a.py", "new content")
     # As if the file was hashed before an editor rewrote it.
-    monkeypatch.setattr(snapshot_store, "_sha256", lambda _path: hashlib.sha256(b"old").hexdigest())
+    old = (hashlib.sha256(b"old").hexdigest(), 3)
+    monkeypatch.setattr(snapshot_store, "_sha256", lambda _path: old)
 
     with pytest.raises(errors.UsageError, match=r"a\.py changed while the snapshot was taken"):
         take(store, project)
@@ -390,3 +391,18 @@ def test_snapshots_work_the_same_on_an_fsspec_url(project: pathlib.Path) -> None
     assert (first.blobs_written, again.blobs_written, again.bytes_written) == (2, 0, 0)
     assert (dest / "a.py").read_text() == "a"
     assert (dest / "run.sh").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_file_that_changes_while_it_is_uploaded_publishes_no_blob(
+    project: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = snapshot_store.SnapshotStore(f"memory://runyard-test-{uuid.uuid4().hex}")
+    write(project, "a.py", "new content")
+    old = (hashlib.sha256(b"old").hexdigest(), 3)
+    monkeypatch.setattr(snapshot_store, "_sha256", lambda _path: old)
+
+    with pytest.raises(errors.UsageError, match=r"a\.py changed while the snapshot was taken"):
+        take(store, project)
+
+    assert not store.fs.exists(store.blob_path(old[0]))
+    assert not store.fs.exists(f"{store.root}/blobs")

@@ -22,6 +22,7 @@ import pathlib
 import shutil
 import stat
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
@@ -154,7 +155,7 @@ class SnapshotStore:
         written = blobs = 0
         for f in found:
             try:
-                digest = _sha256(f.source)
+                digest, size = _sha256(f.source)
                 added = self._store_blob(digest, f.source)
             except FileNotFoundError:
                 notes.append(f"{f.path}: left out, it was deleted while the snapshot was taken")
@@ -167,7 +168,7 @@ class SnapshotStore:
             if added is not None:
                 written += added
                 blobs += 1
-            files.append(snapshots.SnapshotFile(f.path, digest, f.size, f.mode))
+            files.append(snapshots.SnapshotFile(f.path, digest, size, f.mode))
         snapshot = snapshots.make_snapshot(
             root=str(root), files=files, environment=environment, created_at=created_at
         )
@@ -241,9 +242,14 @@ class SnapshotStore:
             return written
         if self.fs.exists(target):
             return None
-        # Object stores make an object visible only once it is completely written.
-        with open(source, "rb") as src, self.fs.open(target, "wb") as dst:
-            return _copy_hashing(src, dst, digest, source)
+        # Checked in a local copy first: closing an fsspec file, even on an error, would
+        # publish what was written so far. Object stores show an upload only once complete.
+        with tempfile.NamedTemporaryFile(prefix="runyard-blob-") as checked:
+            with open(source, "rb") as src:
+                written = _copy_hashing(src, checked, digest, source)  # type: ignore[arg-type]
+            checked.flush()
+            self.fs.put_file(checked.name, target)
+        return written
 
     # -- materializing -----------------------------------------------------------------
 
@@ -371,9 +377,17 @@ def _copy_hashing(src: BinaryIO, dst: BinaryIO, digest: str, source: str) -> int
     return size
 
 
-def _sha256(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+def _sha256(path: str) -> tuple[str, int]:
+    """The sha256 (hex) of a file's content and its size, both from one read."""
+    hasher = hashlib.sha256()
+    size = 0
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as fh:
+        while count := fh.readinto(buffer):
+            hasher.update(view[:count])
+            size += count
+    return hasher.hexdigest(), size
 
 
 def _mode(st_mode: int) -> int:
