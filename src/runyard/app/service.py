@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from runyard import errors
-from runyard.app import gridfile, settings
+from runyard.app import gridfile, projects, settings
 from runyard.core import grid as grid_mod
-from runyard.core import hooks, pipelines, records, retries, schedules, states
-from runyard.execution import loader
+from runyard.core import hooks, pipelines, records, retries, schedules, snapshots, states
+from runyard.core import projects as projects_mod
+from runyard.execution import environment, loader
 from runyard.storage import artifacts as artifacts_mod
+from runyard.storage import snapshots as snapshots_store
 from runyard.storage import store as store_mod
 from runyard.worker import engine, notifier, recorder
 
@@ -45,10 +47,14 @@ class Runyard:
         artifacts: artifacts_mod.ArtifactStore,
         *,
         clock: Clock = _utcnow,
+        snapshot_store: snapshots_store.SnapshotStore | None = None,
+        home: pathlib.Path | None = None,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
         self.clock = clock
+        self.snapshot_store = snapshot_store or snapshots_store.SnapshotStore(artifacts.url)
+        self.home = home  # runyard's home: never part of a snapshot
 
     @classmethod
     def open(cls, config: settings.Settings | None = None) -> Runyard:
@@ -60,6 +66,8 @@ class Runyard:
         return cls(
             store_mod.Store.open(config.database_url),
             artifacts_mod.ArtifactStore(config.artifacts_url),
+            snapshot_store=snapshots_store.SnapshotStore(config.artifacts_url),
+            home=config.home,
         )
 
     def close(self) -> None:
@@ -188,6 +196,57 @@ class Runyard:
         if path is None:
             return None, "Grid", None
         return gridfile.read_grid_file(path), f"Grid file {path.name}", path
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def take_snapshot(
+        self, project: projects_mod.Project | str | os.PathLike[str]
+    ) -> snapshots_store.Taken:
+        """Snapshot a project (or the project whose root is the folder given) with this
+        process's environment, storing its new contents and then its record.
+
+        runyard's own files are left out wherever they are: its home, a local artifact
+        directory, a SQLite database. Raises ``UsageError`` (storing nothing) for a project
+        over its size limit, bad project settings or a folder that cannot be read.
+        """
+        if not isinstance(project, projects_mod.Project):
+            project = projects.project_at(project)
+        taken = self.snapshot_store.take(
+            project,
+            environment=environment.capture(),
+            created_at=self.clock(),
+            exclude=self._own_paths(),
+        )
+        # Contents first, record second: a crash in between leaves unused blobs, never a
+        # snapshot whose contents are missing.
+        self.store.save_snapshot(taken.snapshot)
+        return taken
+
+    def _own_paths(self) -> list[pathlib.Path]:
+        own = [p for p in (self.home, self.snapshot_store.local_root) if p is not None]
+        url = self.store.engine.url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            database = pathlib.Path(url.database or "")
+            ends = ("", "-wal", "-shm", "-journal")
+            own += [database.with_name(database.name + end) for end in ends]
+        return own
+
+    def get_snapshot(self, snapshot_id: str) -> snapshots.Snapshot:
+        """The snapshot with this id (or unique prefix); raises ``NotFoundError``."""
+        return self.store.get_snapshot(snapshot_id)
+
+    def list_snapshots(self, *, limit: int = 100) -> list[snapshots.SnapshotSummary]:
+        """Snapshots newest first."""
+        return self.store.list_snapshots(limit=limit)
+
+    def diff_snapshots(self, a: str, b: str) -> snapshots.SnapshotDiff:
+        """What was added, removed and changed from snapshot ``a`` to snapshot ``b``."""
+        return snapshots.diff(self.store.get_snapshot(a), self.store.get_snapshot(b))
+
+    def materialize_snapshot(self, snapshot_id: str, dest: str | os.PathLike[str]) -> int:
+        """Write a private, writable copy of a snapshot's files at ``dest`` (which must not
+        exist); returns the bytes copied. See ``SnapshotStore.materialize``."""
+        return self.snapshot_store.materialize(self.store.get_snapshot(snapshot_id), dest)
 
     # -- executing ---------------------------------------------------------------------
 

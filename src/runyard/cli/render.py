@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from runyard.core import records, states
+from runyard.core import records, snapshots, states
 
 __all__ = [
     "console",
@@ -21,6 +21,7 @@ __all__ = [
     "relative",
     "run_json",
     "short_duration",
+    "size",
     "state_text",
     "to_json",
 ]
@@ -69,6 +70,11 @@ def short_duration(seconds: float | None) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     return f"{seconds:.1f} s" if seconds < 60 else duration(seconds)
+
+
+def size(count: int) -> str:
+    """Bytes for people: ``512 B``, ``1.5 KB``, ``50.0 MB``, ``1.20 GB``."""
+    return snapshots.size_text(count)
 
 
 def relative(when: dt.datetime | None, now: dt.datetime | None = None) -> str:

@@ -72,6 +72,7 @@ class Job(_Record):
     retry: retries.RetryPolicy | None = None  # a failed run is tried again by this policy
     hooks: tuple[hooks.Hook, ...] = ()  # who is told of failures, successes, completion
     max_retained_runs: int | None = None  # older finished runs beyond it are deleted
+    snapshot_id: str | None = None  # the project snapshot its runs execute in, if any
 
     def to_json(self) -> dict[str, Any]:
         out = _Record.to_json(self)

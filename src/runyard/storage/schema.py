@@ -18,6 +18,7 @@ __all__ = [
     "notices",
     "runs",
     "schedules",
+    "snapshots",
     "step_runs",
     "tag_limits",
     "ticks",
@@ -77,6 +78,24 @@ jobs = sa.Table(
     sa.Column("hooks", JSONType),  # [Hook.to_json()]
     sa.Column("max_retained_runs", sa.Integer),  # None: keep every run
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    # The snapshot of the project its runs execute in; None: none was taken. No foreign
+    # key: SQLite can add one only by rebuilding the table, which cascades deletes.
+    sa.Column("snapshot_id", sa.String(64), index=True),
+)
+
+# A project's files at one moment: their manifest ([[path, sha256, size, mode]], sorted by
+# path) and the environment it was taken in. The id is the sha256 of the manifest; the
+# contents are blobs in the artifact store.
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("root", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("file_count", sa.Integer, nullable=False),
+    sa.Column("total_bytes", sa.BigInteger, nullable=False),
+    sa.Column("environment", JSONType, nullable=False),
+    sa.Column("files", JSONType, nullable=False),
 )
 
 job_tags = sa.Table(

@@ -14,9 +14,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard import errors
-from runyard.core import hooks, records, retries, schedules, states
+from runyard.core import hooks, records, retries, schedules, snapshots, states
 from runyard.storage import endings, leases, migrate, notices, retention, scheduling, schema
 from runyard.storage import engine as engines
 from runyard.storage import events as events_mod
@@ -138,6 +139,7 @@ class Store:
                     "retry_policy": job.retry.to_json() if job.retry else None,
                     "hooks": [h.to_json() for h in job.hooks] or None,
                     "max_retained_runs": job.max_retained_runs,
+                    "snapshot_id": job.snapshot_id,
                     "run_template": (
                         [[r.index, r.params, r.priority] for r in runs] if trigger else None
                     ),
@@ -460,6 +462,58 @@ class Store:
                     },
                 ],
             )
+
+    # -- snapshots ---------------------------------------------------------------------
+
+    def save_snapshot(self, snapshot: snapshots.Snapshot) -> bool:
+        """Record ``snapshot``; True when it is new. Saving one whose id is stored already
+        changes nothing (the same id means the same files): the first record is kept."""
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        with self._write() as conn:
+            made = conn.execute(
+                insert(schema.snapshots)
+                .values(
+                    id=snapshot.id,
+                    root=snapshot.root,
+                    created_at=snapshot.created_at,
+                    file_count=snapshot.file_count,
+                    total_bytes=snapshot.total_bytes,
+                    environment=snapshot.environment.to_json(),
+                    files=[f.to_json() for f in snapshot.files],
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+                # Not rowcount: psycopg reports -1 for this statement under SQLAlchemy 2.1.
+                .returning(schema.snapshots.c.id)
+            )
+            return made.first() is not None
+
+    def get_snapshot(self, snapshot_id: str) -> snapshots.Snapshot:
+        """The snapshot whose id is ``snapshot_id`` or starts with it.
+
+        Raises ``NotFoundError`` when none or several match.
+        """
+        with self._read() as conn:
+            return _snapshot(_one_by_prefix(conn, schema.snapshots, snapshot_id, "snapshot"))
+
+    def list_snapshots(self, *, limit: int = 100) -> list[snapshots.SnapshotSummary]:
+        """Snapshots newest first, without their file lists."""
+        c = schema.snapshots.c
+        query = (
+            sa.select(c.id, c.root, c.file_count, c.total_bytes, c.created_at)
+            .order_by(c.created_at.desc(), c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [
+                snapshots.SnapshotSummary(
+                    id=row.id,
+                    root=row.root,
+                    file_count=row.file_count,
+                    total_bytes=row.total_bytes,
+                    created_at=row.created_at,
+                )
+                for row in conn.execute(query)
+            ]
 
     # -- schedules ---------------------------------------------------------------------
 
@@ -955,6 +1009,18 @@ def _job(row: sa.Row[Any], tags: tuple[str, ...]) -> records.Job:
         retry=retries.RetryPolicy.from_json(row.retry_policy) if row.retry_policy else None,
         hooks=tuple(hooks.Hook.from_json(h) for h in row.hooks or ()),
         max_retained_runs=row.max_retained_runs,
+        snapshot_id=row.snapshot_id,
+    )
+
+
+def _snapshot(row: sa.Row[Any]) -> snapshots.Snapshot:
+    return snapshots.Snapshot(
+        id=row.id,
+        root=row.root,
+        files=tuple(snapshots.SnapshotFile.from_json(f) for f in row.files),
+        total_bytes=row.total_bytes,
+        environment=snapshots.Environment.from_json(row.environment),
+        created_at=row.created_at,
     )
 
 
