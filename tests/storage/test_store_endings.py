@@ -373,3 +373,23 @@ def test_a_schedules_old_ticks_go_with_its_pruned_runs(
     assert len(ticks) == 1 and ticks[0].at >= kept.created_at
     (notice,) = store.list_notices(job_id=job.id)
     assert notice.payload["tick_at"] == kept.tick_at.isoformat()  # type: ignore[union-attr]
+
+
+def test_an_end_marked_as_needing_no_follow_up_is_written_as_it_is(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock, make: type[Make]
+) -> None:
+    # A recorder that knows a job has no retry policy and no hooks says so, and the store
+    # takes its word: no lookup, no retry, no notice.
+    job, _ = jobs.create(runs=1, retry=retries.RetryPolicy(retries=3))
+    store.queue_runs(job.id, at=at(0))
+    (run,) = claim_one(store, job, at(1))
+    store.apply(
+        store_mod.Changes(
+            runs=[
+                store_mod.RunTransition(
+                    run.id, job.id, R.STARTING, R.FAILURE, at(2), reason="x", follow_up=False
+                )
+            ]
+        )
+    )
+    assert store.get_run(run.id).retried_by is None

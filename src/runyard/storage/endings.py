@@ -29,6 +29,16 @@ _S = states.StepState
 UNFINISHED = [_R.CREATED.value, _R.QUEUED.value, *(s.value for s in states.ACTIVE_RUN_STATES)]
 
 
+# Built once: building a statement costs the engine more than running it.
+_JOBS = sa.select(
+    schema.jobs.c.id,
+    schema.jobs.c.name,
+    schema.jobs.c.pipeline_name,
+    schema.jobs.c.retry_policy,
+    schema.jobs.c.hooks,
+).where(schema.jobs.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Ended:
     """A run that has just reached a final state; ``kinds`` name its failure."""
@@ -51,14 +61,7 @@ def follow(
     if not ended:
         return []
     j = schema.jobs.c
-    jobs = {
-        row.id: row
-        for row in conn.execute(
-            sa.select(j.id, j.name, j.pipeline_name, j.retry_policy, j.hooks).where(
-                j.id.in_({e.job_id for e in ended})
-            )
-        )
-    }
+    jobs = {row.id: row for row in conn.execute(_JOBS, {"ids": list({e.job_id for e in ended})})}
     busy = [jid for jid, row in jobs.items() if row.retry_policy or row.hooks]
     if not busy:
         return []

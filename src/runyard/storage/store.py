@@ -48,6 +48,10 @@ class RunTransition:
     worker: str | None = None
     reason: str | None = None
     kinds: tuple[str, ...] = ()  # what a FAILURE was, to match the job's retry policy
+    # Whether the run's end may call for a retry or hook notices (storage.endings). A
+    # recorder that knows the job has no retry policy and no hooks says False, which saves
+    # the hot path a query per write.
+    follow_up: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -744,7 +748,7 @@ class Store:
             [
                 endings.Ended(t.run_id, t.job_id, t.new, t.at, t.kinds)
                 for t in changes.runs
-                if t.new in states.FINISHED_RUN_STATES
+                if t.new in states.FINISHED_RUN_STATES and t.follow_up
             ],
         )
         return events

@@ -212,12 +212,13 @@ class Worker:
             self._wake_notifier()
         for run in claimed:
             job = self._job(run.job_id)
+            follow_up = job.retry is not None or bool(job.hooks)
             try:
                 pipeline = self._pipeline(job)
             except errors.RunyardError as exc:
-                self._recorder.fail_to_start(run, exc.message, at=time.time())
+                self._recorder.fail_to_start(run, exc.message, at=time.time(), follow_up=follow_up)
                 continue
-            self._recorder.track(run, pipeline)
+            self._recorder.track(run, pipeline, follow_up=follow_up)
             session.start(
                 processes.RunTask(
                     run.id,

@@ -35,10 +35,16 @@ def _problem_kind(problem: str) -> str:
 
 
 class _Tracked:
-    __slots__ = ("failure", "failure_kinds", "job_id", "pipeline", "run", "steps")
+    __slots__ = ("failure", "failure_kinds", "follow_up", "job_id", "pipeline", "run", "steps")
 
-    def __init__(self, run: records.Run, pipeline: pipelines.PipelineDefinition | None) -> None:
+    def __init__(
+        self,
+        run: records.Run,
+        pipeline: pipelines.PipelineDefinition | None,
+        follow_up: bool = True,
+    ) -> None:
         self.run = run
+        self.follow_up = follow_up  # its job has a retry policy or hooks
         self.pipeline = pipeline
         self.job_id = run.job_id
         self.steps: dict[str, records.StepRun] = {}
@@ -75,13 +81,23 @@ class Recorder:
         """Whether a run has ended since the last write."""
         return bool(self._finished)
 
-    def track(self, run: records.Run, pipeline: pipelines.PipelineDefinition) -> None:
-        """Follow a run of ``pipeline`` that has just been claimed (STARTING)."""
-        self._runs[run.id] = _Tracked(run, pipeline)
+    def track(
+        self,
+        run: records.Run,
+        pipeline: pipelines.PipelineDefinition,
+        *,
+        follow_up: bool = True,
+    ) -> None:
+        """Follow a run of ``pipeline`` that has just been claimed (STARTING). Without
+        ``follow_up`` (its job has no retry policy and no hooks) its end is written without
+        looking for a retry or notices to write."""
+        self._runs[run.id] = _Tracked(run, pipeline, follow_up)
 
-    def fail_to_start(self, run: records.Run, reason: str, *, at: float) -> None:
+    def fail_to_start(
+        self, run: records.Run, reason: str, *, at: float, follow_up: bool = True
+    ) -> None:
         """Record that a claimed run could not be started (its pipeline would not load)."""
-        tracked = _Tracked(run, None)
+        tracked = _Tracked(run, None, follow_up)
         self._move_run(tracked, _R.FAILURE, _time(at), reason=reason, kinds=("LoadError",))
         self._finished.append(tracked.run)
 
@@ -230,7 +246,15 @@ class Recorder:
         states.check_run_transition(old, new)
         self._changes.runs.append(
             store_mod.RunTransition(
-                tracked.run.id, tracked.job_id, old, new, when, worker, reason, kinds
+                tracked.run.id,
+                tracked.job_id,
+                old,
+                new,
+                when,
+                worker,
+                reason,
+                kinds,
+                tracked.follow_up,
             )
         )
         changes: dict[str, Any] = {"state": new}
