@@ -143,6 +143,10 @@ def load_function(reference: str) -> Callable[..., Any]:
     return found  # type: ignore[no-any-return]
 
 
+# What a pipeline file's ``import runyard`` uses, loaded lazily by the package.
+_RUNTIME = ("runyard.execution.pipeline", "runyard.execution.context", "runyard.core.steps")
+
+
 def _import(path: pathlib.Path) -> types.ModuleType:
     for module in list(sys.modules.values()):
         if getattr(module, "__file__", None) == str(path):
@@ -158,6 +162,10 @@ def _import(path: pathlib.Path) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     folder = str(path.parent)
     if folder not in sys.path:
+        # The runtime first: once the folder is first on sys.path, a file in it (say
+        # concurrent.py) would shadow a module runyard imports later (concurrent.futures).
+        for runtime in _RUNTIME:
+            importlib.import_module(runtime)
         sys.path.insert(0, folder)  # so the file can import its neighbours
     sys.modules[name] = module
     try:
