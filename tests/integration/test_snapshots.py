@@ -144,6 +144,43 @@ def test_the_files_kept_are_those_git_itself_does_not_ignore(
     assert paths(take(store, project)) == sorted(p for p in listed.split("\0") if p)
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_a_project_inside_a_repository_follows_the_gitignore_files_above_it(
+    tmp_path: pathlib.Path, store: snapshot_store.SnapshotStore
+) -> None:
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    write(repo, ".gitignore", "*.log\n/pkg/sub/build/\n!keep.log\n")
+    write(repo, "pkg/.gitignore", "secret.txt\n")
+    project = repo / "pkg" / "sub"
+    for path in [
+        "runyard.toml",
+        "a.py",
+        "run.log",
+        "keep.log",
+        "secret.txt",
+        "build/out.bin",
+        "lib/x.py",
+        "lib/__pycache__/x.cpython-311.pyc",
+        "__pycache__/a.pyc",
+    ]:
+        write(project, path, "" if path == "runyard.toml" else "x")
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard", "-z", "--", "pkg/sub"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    by_git = sorted(p.removeprefix("pkg/sub/") for p in listed.split("\0") if p)
+
+    kept = paths(take(store, project))
+
+    assert kept == ["a.py", "keep.log", "lib/x.py", "runyard.toml"]
+    # git keeps the bytecode; runyard always leaves __pycache__ out
+    assert kept == [p for p in by_git if "__pycache__" not in p]
+
+
 def test_the_data_folder_runyards_home_and_excluded_paths_are_left_out(
     project: pathlib.Path, store: snapshot_store.SnapshotStore
 ) -> None:

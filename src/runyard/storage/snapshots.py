@@ -71,16 +71,41 @@ class _Found:
 
 
 class _Ignores:
-    """The ``.gitignore`` files that apply in one folder, from the project root down.
+    """The ``.gitignore`` files that apply in one folder, from the top of the git work tree
+    holding the project (when there is one) down.
 
     Git's rules: within a file the last matching pattern wins (``!`` re-includes); a file
     deeper in the tree overrides the ones above it; patterns are relative to the folder of
     their file; a folder that is ignored is not entered, so nothing under it can be
-    re-included.
+    re-included. ``__pycache__`` folders are always left out (Python rebuilds them).
     """
 
-    def __init__(self, specs: tuple[tuple[str, pathspec.GitIgnoreSpec], ...] = ()) -> None:
-        self.specs = specs  # (folder relative to the root, "" or "a/b/", spec), top first
+    def __init__(self, specs: tuple[tuple[str, str, pathspec.GitIgnoreSpec], ...] = ()) -> None:
+        # (folder relative to the root, or "" for the root and the folders above it; what
+        # leads from the file's folder down to the root; the spec), top first.
+        self.specs = specs or (("", "", _BUILTIN),)
+
+    @classmethod
+    def above(cls, root: pathlib.Path) -> _Ignores:
+        """The rules of the ``.gitignore`` files in ``root``'s parents, up to the top of
+        its git work tree; none when ``root`` is not inside one."""
+        if (root / ".git").exists():
+            return cls()
+        chain: list[pathlib.Path] = []
+        for folder in root.parents:
+            chain.append(folder)
+            if (folder / ".git").exists():
+                break
+        else:
+            return cls()
+        rules = cls()
+        for folder in reversed(chain):
+            text = _read_gitignore(folder)
+            if text is not None:
+                below = root.relative_to(folder).as_posix() + "/"
+                spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
+                rules = _Ignores((*rules.specs, ("", below, spec)))
+        return rules
 
     def enter(self, folder: str, gitignore: str | None) -> _Ignores:
         """The rules inside ``folder`` (relative, "" or ending in "/"), given its
@@ -88,15 +113,18 @@ class _Ignores:
         if gitignore is None:
             return self
         spec = pathspec.GitIgnoreSpec.from_lines(gitignore.splitlines())
-        return _Ignores((*self.specs, (folder, spec)))
+        return _Ignores((*self.specs, (folder, "", spec)))
 
     def ignored(self, path: str, *, is_dir: bool) -> bool:
-        for folder, spec in reversed(self.specs):  # the deepest file decides first
-            relative = path[len(folder) :] + ("/" if is_dir else "")
+        for folder, above, spec in reversed(self.specs):  # the deepest file decides first
+            relative = above + path[len(folder) :] + ("/" if is_dir else "")
             decided = spec.check_file(relative).include
             if decided is not None:
                 return decided
         return False
+
+
+_BUILTIN = pathspec.GitIgnoreSpec.from_lines(["__pycache__/"])
 
 
 class SnapshotStore:
@@ -179,7 +207,7 @@ class SnapshotStore:
     ) -> Iterator[_Found]:
         """Every file to snapshot, in path order. Folders are walked without following
         symlinks, so the walk never leaves ``root``."""
-        stack: list[tuple[pathlib.Path, str, _Ignores]] = [(root, "", _Ignores())]
+        stack: list[tuple[pathlib.Path, str, _Ignores]] = [(root, "", _Ignores.above(root))]
         while stack:
             folder, prefix, rules = stack.pop()
             rules = rules.enter(prefix, _read_gitignore(folder))
