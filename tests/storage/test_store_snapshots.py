@@ -42,7 +42,7 @@ def test_saving_the_same_snapshot_again_keeps_the_first_record(
     store: store_mod.Store, at: Clock
 ) -> None:
     first = make(at, 0, "a")
-    again = make(at, 60, "a", root="/elsewhere")
+    again = make(at, 60, "a")
     assert again.id == first.id
 
     assert store.save_snapshot(first) is True

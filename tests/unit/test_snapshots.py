@@ -25,13 +25,12 @@ def snap(*files: snapshots.SnapshotFile, root: str = "/p") -> snapshots.Snapshot
     return snapshots.make_snapshot(root=root, files=files, environment=ENV, created_at=T0)
 
 
-def test_the_same_files_give_the_same_id_in_any_order_root_time_or_environment() -> None:
+def test_the_same_files_of_one_folder_and_environment_give_one_id_in_any_order_or_time() -> None:
     a = snap(f("b.py", b"b"), f("a.py", b"a"), f("lib/c.py", b"c"))
-    other_env = snapshots.Environment("3.12.1", "cpython", "Darwin-arm64", {})
     b = snapshots.make_snapshot(
-        root="/elsewhere",
+        root=a.root,
         files=[f("lib/c.py", b"c"), f("a.py", b"a"), f("b.py", b"b")],
-        environment=other_env,
+        environment=ENV,
         created_at=T0 + dt.timedelta(days=3),
     )
 
@@ -39,6 +38,18 @@ def test_the_same_files_give_the_same_id_in_any_order_root_time_or_environment()
     assert len(a.id) == 64 and int(a.id, 16) >= 0
     assert [x.path for x in a.files] == ["a.py", "b.py", "lib/c.py"]
     assert a.total_bytes == 3 and a.file_count == 3
+
+
+def test_the_same_files_taken_elsewhere_or_in_another_environment_are_another_snapshot() -> None:
+    files = [f("a.py", b"a")]
+    a = snap(*files)
+    other_env = snapshots.Environment("3.12.1", "cpython", "Darwin-arm64", {})
+    moved = snapshots.make_snapshot(root="/elsewhere", files=files, environment=ENV, created_at=T0)
+    upgraded = snapshots.make_snapshot(
+        root=a.root, files=files, environment=other_env, created_at=T0
+    )
+
+    assert len({a.id, moved.id, upgraded.id}) == 3
 
 
 @pytest.mark.parametrize(
@@ -55,9 +66,13 @@ def test_any_change_of_the_files_changes_the_id(changed: list[snapshots.Snapshot
     assert snap(f("a.py", b"a")).id != snap(*changed).id
 
 
-def test_the_id_is_the_sha256_of_the_canonical_manifest() -> None:
+def test_the_id_is_the_sha256_of_the_canonical_manifest_with_root_and_environment() -> None:
     one = f("a.py", b"a")
-    manifest = f'[["a.py","{one.digest}",1,420]]'
+    environment = (
+        '{"distributions":{"numpy":"1.26.4"},"implementation":"cpython",'
+        '"platform":"Linux-x86_64","python_version":"3.11.7"}'
+    )
+    manifest = f'["/p",{environment},[["a.py","{one.digest}",1,420]]]'
     assert snap(one).id == hashlib.sha256(manifest.encode()).hexdigest()
 
 

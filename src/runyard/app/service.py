@@ -23,7 +23,7 @@ from runyard.execution import environment, loader
 from runyard.storage import artifacts as artifacts_mod
 from runyard.storage import snapshots as snapshots_store
 from runyard.storage import store as store_mod
-from runyard.worker import engine, notifier, recorder
+from runyard.worker import engine, notifier, recorder, workdirs
 
 __all__ = ["Runyard", "connect", "create_job"]
 
@@ -49,12 +49,18 @@ class Runyard:
         clock: Clock = _utcnow,
         snapshot_store: snapshots_store.SnapshotStore | None = None,
         home: pathlib.Path | None = None,
+        work_dir: pathlib.Path | None = None,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
         self.clock = clock
         self.snapshot_store = snapshot_store or snapshots_store.SnapshotStore(artifacts.url)
         self.home = home  # runyard's home: never part of a snapshot
+        # Where runs get their working copies; without it runs work where they are started.
+        self.workdirs = (
+            workdirs.Workdirs(work_dir, self.snapshot_store) if work_dir is not None else None
+        )
+        self._environment: snapshots.Environment | None = None
 
     @classmethod
     def open(cls, config: settings.Settings | None = None) -> Runyard:
@@ -68,6 +74,7 @@ class Runyard:
             artifacts_mod.ArtifactStore(config.artifacts_url),
             snapshot_store=snapshots_store.SnapshotStore(config.artifacts_url),
             home=config.home,
+            work_dir=config.work_dir,
         )
 
     def close(self) -> None:
@@ -101,9 +108,17 @@ class Runyard:
         retry: retries.RetryPolicy | None = None,
         hooks: Iterable[hooks.Hook] = (),
         max_retained_runs: int | None = None,
+        snapshot: bool = True,
     ) -> records.JobSummary:
-        """Validate the grid, expand it, and store the job with its selected runs; with a
-        ``trigger`` (at a time, on a cron schedule) every tick makes a batch of them.
+        """Validate the grid, expand it, snapshot the pipeline's project, and store the job
+        with its selected runs; with a ``trigger`` (at a time, on a cron schedule) every tick
+        makes a batch of them.
+
+        The project is the folder of the pipeline's file, or the nearest folder above it
+        holding ``runyard.toml`` or ``pyproject.toml``; every run of the job works in its
+        own copy of the snapshot and loads the pipeline from it, whatever happens to the
+        project afterwards. No snapshot is taken for a pipeline without a file (defined
+        interactively) or with ``snapshot=False``.
 
         ``retry``, ``max_retained_runs`` (when given) replace the pipeline's defaults;
         ``hooks`` are added to the pipeline's.
@@ -139,15 +154,15 @@ class Runyard:
                 f"max_retained_runs={retained} is not valid; give 1 or more runs to keep"
             )
         policy = retry if retry is not None else pipeline.retry
+        reference = pipeline_ref if pipeline_ref is not None else loader.reference_of(pipeline)
+        snapshot_id = self._snapshot_for(reference).id if snapshot and reference else None
         now = self.clock()
         job = records.Job(
             id=new_id(),
             name=name or pipeline.name,
             pipeline_name=pipeline.name,
             pipeline_version=pipeline.version,
-            pipeline_ref=pipeline_ref
-            if pipeline_ref is not None
-            else loader.reference_of(pipeline),
+            pipeline_ref=reference,
             grid=checked.to_json(),
             deselected=tuple(
                 sorted(
@@ -164,6 +179,7 @@ class Runyard:
             retry=policy if policy is not None and policy.retries else None,
             hooks=tuple(dict.fromkeys([*pipeline.hooks, *hooks])),
             max_retained_runs=retained,
+            snapshot_id=snapshot_id,
         )
         runs = [
             records.Run(
@@ -184,6 +200,15 @@ class Runyard:
         else:
             self.store.create_job(job, runs)
         return self.store.job_summary(job.id)
+
+    def _snapshot_for(self, reference: str) -> snapshots.Snapshot:
+        """A snapshot of the project of the pipeline file ``reference`` names. Raises
+        ``UsageError`` (the project is too big, its settings are bad) or ``LoadError`` (the
+        pipeline file itself is left out of the snapshot)."""
+        project = projects.find_project(reference.partition(":")[0])
+        taken = self.take_snapshot(project)
+        snapshots.pipeline_file_in(taken.snapshot, reference)
+        return taken.snapshot
 
     def grid_for(
         self, loaded: loader.LoadedPipeline, grid_file: pathlib.Path | None
@@ -211,9 +236,12 @@ class Runyard:
         """
         if not isinstance(project, projects_mod.Project):
             project = projects.project_at(project)
+        if self._environment is None:
+            # Read once: listing the installed distributions is ~25 ms.
+            self._environment = environment.capture()
         taken = self.snapshot_store.take(
             project,
-            environment=environment.capture(),
+            environment=self._environment,
             created_at=self.clock(),
             exclude=self._own_paths(),
         )
@@ -296,6 +324,7 @@ class Runyard:
             on_run_finished=on_run_finished,
             artifacts=self.artifacts,
             notifier=hooks_out,
+            workdirs=self.workdirs,
             clock=self.clock,
         )
         try:
@@ -320,7 +349,11 @@ class Runyard:
                 f"Job {job.id} has no pipeline file on record (it was defined interactively); "
                 "execute it from the process that created it"
             )
-        return loader.load_pipeline(job.pipeline_ref).pipeline
+        reference = job.pipeline_ref
+        if job.snapshot_id is not None and self.workdirs is not None:
+            # As the job's runs will: from its snapshot, not from today's project.
+            reference = self.workdirs.reference(self.store.get_snapshot(job.snapshot_id), reference)
+        return loader.load_pipeline(reference).pipeline
 
     # -- reading -----------------------------------------------------------------------
 
@@ -476,6 +509,7 @@ class Runyard:
             on_heartbeat=self.fire_due if kind == "serve" else None,
             artifacts=self.artifacts,
             notifier=notifier.Notifier(self.store, clock=self.clock),
+            workdirs=self.workdirs,
             clock=self.clock,
         )
 

@@ -167,6 +167,7 @@ class Run(_Record):
     reuse: Mapping[str, Mapping[str, str]] | None = None  # {step: {output: uri}} reused
     attempt: int = 1  # 1 for a first run; n for the (n-1)th retry of it
     not_before: dt.datetime | None = None  # a retry waiting out its backoff is not claimed before
+    note: str | None = None  # how its environment differed from its job's snapshot's, if it did
 
     @property
     def duration(self) -> float | None:

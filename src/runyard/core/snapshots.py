@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import pathlib
 from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
@@ -30,6 +31,7 @@ __all__ = [
     "environment_difference",
     "make_snapshot",
     "manifest_id",
+    "pipeline_file_in",
     "size_text",
 ]
 
@@ -117,8 +119,8 @@ class Environment:
 class Snapshot:
     """An immutable copy of a project's files, with the environment it was taken in.
 
-    ``files`` are sorted by path and unique; ``id`` is ``manifest_id(files)``. Build one with
-    ``make_snapshot``, which guarantees both.
+    ``files`` are sorted by path and unique; ``id`` is ``manifest_id`` of the files, root
+    and environment. Build one with ``make_snapshot``, which guarantees both.
     """
 
     id: str
@@ -169,13 +171,21 @@ def size_text(count: int) -> str:
     return f"{count / 1024**3:.2f} GB"
 
 
-def manifest_id(files: Iterable[SnapshotFile]) -> str:
-    """The sha256 (hex) of the canonical JSON of ``files`` sorted by path.
+def manifest_id(files: Iterable[SnapshotFile], *, root: str, environment: Environment) -> str:
+    """The sha256 (hex) of the canonical JSON of ``[root, environment, files sorted by path]``.
 
-    The same files (path, content, size, mode) always give the same id, in any order.
+    The same files (path, content, size, mode), taken of the same folder in the same
+    environment, always give the same id, in any order and at any time. The same files
+    taken elsewhere or in another environment make another snapshot (sharing the stored
+    contents): a job's snapshot records where its project was and what it ran with.
     """
     manifest = [f.to_json() for f in sorted(files, key=lambda f: f.path)]
-    text = json.dumps(manifest, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(
+        [root, environment.to_json(), manifest],
+        separators=(",", ":"),
+        ensure_ascii=False,
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -208,7 +218,7 @@ def make_snapshot(
             "path once"
         )
     return Snapshot(
-        id=manifest_id(ordered),
+        id=manifest_id(ordered, root=root, environment=environment),
         root=root,
         files=ordered,
         total_bytes=sum(f.size for f in ordered),
@@ -281,3 +291,28 @@ def environment_difference(
     named("distributions added", [f"{n} {new[n]}" for n in sorted(new.keys() - old.keys())])
     named("distributions removed", [f"{n} {old[n]}" for n in sorted(old.keys() - new.keys())])
     return "; ".join(parts) or None
+
+
+def pipeline_file_in(snapshot: Snapshot, reference: str) -> str:
+    """Where the pipeline file of ``reference`` (``/abs/file.py:name``) sits in ``snapshot``:
+    its path relative to the snapshot's root, POSIX style.
+
+    Raises ``LoadError`` when the file is not inside the snapshot's project or was left out
+    of it (ignored, or in the data folder).
+    """
+    file_part, _, _ = reference.partition(":")
+    path = pathlib.PurePath(file_part)
+    try:
+        relative = path.relative_to(snapshot.root).as_posix()
+    except ValueError:
+        raise errors.LoadError(
+            f"Pipeline file {file_part} is not inside project {snapshot.root}, the folder "
+            f"snapshot {snapshot.id[:12]} was taken of"
+        ) from None
+    if not any(f.path == relative for f in snapshot.files):
+        raise errors.LoadError(
+            f"Pipeline file {relative} is not in snapshot {snapshot.id[:12]} of project "
+            f"{snapshot.root}: .gitignore leaves it out, or it is in the data folder; "
+            "un-ignore it or move it"
+        )
+    return relative

@@ -12,6 +12,7 @@ import faulthandler
 import gc
 import multiprocessing.connection
 import os
+import pathlib
 import resource
 import signal
 import sys
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from runyard.core import pipelines, records, states
-from runyard.execution import boundary, capture, runner
+from runyard.execution import boundary, capture, runner, workspace
 
 __all__ = ["INTERNAL_ERROR", "OutputStore", "RunTask", "describe_exit", "run"]
 
@@ -40,6 +41,12 @@ class RunTask:
     memory_limit_mb: int | None = None
     reuse: Mapping[str, Mapping[str, str]] | None = None  # {step: {output: uri}} to reuse
     step_timeouts: Mapping[str, float] | None = None  # seconds, by step name
+    # The run's private working copy, made from ``source_root`` (the copy of its job's
+    # snapshot its pipeline is loaded from) before its steps; None: no snapshot, the run
+    # works where it was started. ``project_root``: the folder the snapshot was taken of.
+    workdir: str | None = None
+    source_root: str | None = None
+    project_root: str | None = None
 
 
 class OutputStore(Protocol):
@@ -80,6 +87,16 @@ def run(
         with lock:
             writer.send(message)
 
+    if task.workdir is not None and task.source_root is not None:
+        workdir = pathlib.Path(task.workdir)
+        workspace.copy_tree(pathlib.Path(task.source_root), workdir)
+        workspace.enter(
+            workspace.Workspace(
+                workdir,
+                pathlib.Path(task.source_root),
+                pathlib.Path(task.project_root) if task.project_root else None,
+            )
+        )
     lines = capture.Capture(lambda batch: send(("log_lines", batch)))
     lines.install()
     observer = _Observer(task.run_id, send, outputs, lines)

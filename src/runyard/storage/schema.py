@@ -133,6 +133,7 @@ runs = sa.Table(
     sa.Column("reuse", JSONType),  # {step: {output: uri}}: outputs taken from the parent
     sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
     sa.Column("not_before", UTCDateTime),  # a retry is not claimed before its backoff ends
+    sa.Column("note", sa.Text),  # what to know about how it ran (its environment differed)
     sa.Index(None, "job_id", "idx"),
     # The jobs with queued runs, found one index probe per job; the active runs.
     sa.Index(None, "state", "job_id"),

@@ -52,6 +52,7 @@ class RunTransition:
     # recorder that knows the job has no retry policy and no hooks says False, which saves
     # the hot path a query per write.
     follow_up: bool = True
+    note: str | None = None  # see ``records.Run.note``
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -773,6 +774,8 @@ class Store:
                 row["worker"] = t.worker
             if t.reason is not None:
                 row["reason"] = t.reason
+            if t.note is not None:
+                row["note"] = t.note
         # One statement for the whole batch, in run id order: the order in which every
         # transaction that locks several runs locks them (a stop request, a heartbeat).
         params = [
@@ -930,7 +933,15 @@ def _check(changes: Changes) -> None:
 
 # What a batch of transitions may set on a run; the columns a run's transitions leave
 # unset keep their values.
-_RUN_UPDATE_COLUMNS = ("state", "queued_at", "started_at", "finished_at", "worker", "reason")
+_RUN_UPDATE_COLUMNS = (
+    "state",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "worker",
+    "reason",
+    "note",
+)
 
 # A run's transitions in a batch, as one row, guarded by the state the first starts from.
 _RUN_UPDATE = (
@@ -1049,6 +1060,7 @@ def _run(row: sa.Row[Any]) -> records.Run:
         reuse=row.reuse,
         attempt=row.attempt,
         not_before=row.not_before,
+        note=row.note,
     )
 
 

@@ -18,12 +18,12 @@ import uuid
 from collections.abc import Callable
 
 from runyard import errors
-from runyard.core import pipelines, records
-from runyard.execution import loader, processes
+from runyard.core import pipelines, records, snapshots
+from runyard.execution import environment, loader, processes
 from runyard.storage import artifacts as artifacts_mod
 from runyard.storage import store as store_mod
 from runyard.worker import notifier as notifier_mod
-from runyard.worker import recorder
+from runyard.worker import recorder, workdirs
 
 __all__ = ["Worker", "WorkerOptions"]
 
@@ -48,12 +48,24 @@ class WorkerOptions:
     memory_limit_mb: int | None = None  # for runs whose job sets none
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Place:
+    """Where a job's runs load their pipeline from and what their working copies copy."""
+
+    reference: str  # the pipeline's reference: in the snapshot's copy when there is one
+    source_root: str | None = None  # the snapshot's copy on this machine
+    project_root: str | None = None  # the folder the snapshot was taken of
+    note: str | None = None  # how this worker's environment differs from the snapshot's
+
+
 class Worker:
     """Executes queued runs (of every job, or of ``job_id`` only) until told to stop.
 
-    A run's pipeline is loaded from its job's file and must still have the job's version;
-    ``pipeline`` gives it instead (a foreground job's, possibly defined interactively). With
-    ``exit_when_idle`` it returns once nothing is queued for it and nothing runs.
+    A run's pipeline is loaded from its job's file, in the copy of the job's snapshot when
+    it has one (given ``workdirs``), and must still have the job's version; ``pipeline``
+    gives it instead (a foreground job's, possibly defined interactively). Each run of a job
+    with a snapshot works in its own copy of it. With ``exit_when_idle`` it returns once
+    nothing is queued for it and nothing runs.
     """
 
     def __init__(
@@ -71,6 +83,7 @@ class Worker:
         on_heartbeat: Callable[[], object] | None = None,
         artifacts: artifacts_mod.ArtifactStore | None = None,
         notifier: notifier_mod.Notifier | None = None,
+        workdirs: workdirs.Workdirs | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         self.store = store
@@ -88,6 +101,9 @@ class Worker:
         self._notifier = notifier  # delivers hooks' notices on its thread while we work
         self._jobs: dict[str, records.Job] = {}
         self._pipelines: dict[str, pipelines.PipelineDefinition] = {}
+        self._workdirs = workdirs
+        self._places: dict[str, _Place] = {}
+        self._environment: snapshots.Environment | None = None
         self._recorder = recorder.Recorder(store, on_step=on_step, on_run_finished=on_run_finished)
         self._executor = processes.ProcessExecutor(
             max_parallel=self.options.slots,
@@ -192,6 +208,8 @@ class Worker:
         pruned = self.store.prune_runs()
         if pruned.run_ids:
             self._artifacts.discard(pruned.run_ids, pruned.unused, pruned.still_used)
+            if self._workdirs is not None:
+                self._workdirs.discard(pruned.run_ids)
 
     def _claim_and_start(self, session: processes.Session, asked: int) -> int:
         # What the runs reported since the last write goes in the claim's transaction.
@@ -214,17 +232,24 @@ class Worker:
             job = self._job(run.job_id)
             follow_up = job.retry is not None or bool(job.hooks)
             try:
-                pipeline = self._pipeline(job)
+                place = self._place(job)
+                pipeline = self._pipeline(job, place)
             except errors.RunyardError as exc:
                 self._recorder.fail_to_start(run, exc.message, at=time.time(), follow_up=follow_up)
                 continue
-            self._recorder.track(run, pipeline, follow_up=follow_up)
+            self._recorder.track(run, pipeline, follow_up=follow_up, note=place.note)
+            workdir = None
+            if place.source_root is not None and self._workdirs is not None:
+                workdir = str(self._workdirs.run_dir(run.id))
             session.start(
                 processes.RunTask(
                     run.id,
                     run.job_id,
                     run.params,
-                    pipeline_ref=job.pipeline_ref,
+                    pipeline_ref=place.reference,
+                    workdir=workdir,
+                    source_root=place.source_root,
+                    project_root=place.project_root,
                     run_timeout=job.run_timeout,
                     memory_limit_mb=job.memory_limit_mb,
                     reuse=run.reuse,
@@ -242,10 +267,33 @@ class Worker:
             job = self._jobs[job_id] = self.store.get_job(job_id)
         return job
 
-    def _pipeline(self, job: records.Job) -> pipelines.PipelineDefinition:
+    def _place(self, job: records.Job) -> _Place:
+        """Where ``job``'s runs load their pipeline from: the copy of its snapshot on this
+        machine (written the first time) when it has one. Raises ``RunyardError`` when the
+        snapshot is gone or damaged."""
+        place = self._places.get(job.id)
+        if place is not None:
+            return place
+        if job.snapshot_id is None or self._workdirs is None:
+            place = _Place(job.pipeline_ref)
+        else:
+            snapshot = self.store.get_snapshot(job.snapshot_id)
+            source = self._workdirs.source(snapshot)
+            reference = job.pipeline_ref
+            if reference:
+                reference = self._workdirs.reference(snapshot, reference)
+            if self._environment is None:
+                self._environment = environment.capture()
+            differs = snapshots.environment_difference(snapshot.environment, self._environment)
+            note = f"environment differs from snapshot {snapshot.id[:12]}: {differs}"
+            place = _Place(reference, str(source), snapshot.root, note if differs else None)
+        self._places[job.id] = place
+        return place
+
+    def _pipeline(self, job: records.Job, place: _Place) -> pipelines.PipelineDefinition:
         pipeline = self._pipelines.get(job.id)
         if pipeline is None:
-            pipeline = self._fixed or _load(job.id, job.pipeline_ref)
+            pipeline = self._fixed or _load(job.id, place.reference)
             if pipeline.version != job.pipeline_version:
                 raise errors.LoadError(
                     f"pipeline {job.pipeline_name!r} at {job.pipeline_ref} is now version "

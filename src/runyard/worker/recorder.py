@@ -35,15 +35,26 @@ def _problem_kind(problem: str) -> str:
 
 
 class _Tracked:
-    __slots__ = ("failure", "failure_kinds", "follow_up", "job_id", "pipeline", "run", "steps")
+    __slots__ = (
+        "failure",
+        "failure_kinds",
+        "follow_up",
+        "job_id",
+        "note",
+        "pipeline",
+        "run",
+        "steps",
+    )
 
     def __init__(
         self,
         run: records.Run,
         pipeline: pipelines.PipelineDefinition | None,
         follow_up: bool = True,
+        note: str | None = None,
     ) -> None:
         self.run = run
+        self.note = note  # written with its start: see records.Run.note
         self.follow_up = follow_up  # its job has a retry policy or hooks
         self.pipeline = pipeline
         self.job_id = run.job_id
@@ -87,11 +98,12 @@ class Recorder:
         pipeline: pipelines.PipelineDefinition,
         *,
         follow_up: bool = True,
+        note: str | None = None,
     ) -> None:
         """Follow a run of ``pipeline`` that has just been claimed (STARTING). Without
         ``follow_up`` (its job has no retry policy and no hooks) its end is written without
-        looking for a retry or notices to write."""
-        self._runs[run.id] = _Tracked(run, pipeline, follow_up)
+        looking for a retry or notices to write. ``note`` is recorded as it starts."""
+        self._runs[run.id] = _Tracked(run, pipeline, follow_up, note)
 
     def fail_to_start(
         self, run: records.Run, reason: str, *, at: float, follow_up: bool = True
@@ -106,7 +118,7 @@ class Recorder:
     def run_started(self, run_id: str, *, worker: str, at: float) -> None:
         tracked = self._runs[run_id]
         when = _time(at)
-        self._move_run(tracked, _R.RUNNING, when, worker=worker)
+        self._move_run(tracked, _R.RUNNING, when, worker=worker, note=tracked.note)
         assert tracked.pipeline is not None
         for node in tracked.pipeline:
             step = records.StepRun(run_id, node.name, 1, _S.PENDING)
@@ -241,6 +253,7 @@ class Recorder:
         worker: str | None = None,
         reason: str | None = None,
         kinds: tuple[str, ...] = (),
+        note: str | None = None,
     ) -> None:
         old = tracked.run.state
         states.check_run_transition(old, new)
@@ -255,9 +268,12 @@ class Recorder:
                 reason,
                 kinds,
                 tracked.follow_up,
+                note,
             )
         )
         changes: dict[str, Any] = {"state": new}
+        if note is not None:
+            changes["note"] = note
         if worker is not None:
             changes["worker"] = worker
         if reason is not None:
