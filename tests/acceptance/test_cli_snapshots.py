@@ -96,3 +96,33 @@ def test_snapshot_mistakes_exit_2_with_one_line_and_store_nothing(tmp_path: path
     assert cli("snapshot", "list").stdout.splitlines()[1:] == []
     blobs = tmp_path / "home" / "artifacts" / "blobs"
     assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
+
+
+def test_a_jobs_snapshot_and_a_runs_working_copy_are_shown(tmp_path: pathlib.Path) -> None:
+    project = tmp_path / "project"
+    write(project, "runyard.toml", "")
+    write(
+        project,
+        "hello.py",
+        "import pathlib\nimport runyard\n\n\n@runyard.step\ndef hello() -> str:\n"
+        "    return pathlib.Path('greeting.txt').read_text()\n\n\n"
+        "@runyard.pipeline\ndef hello_pipe():\n    hello()\n",
+    )
+    write(project, "greeting.txt", "hi")
+    cli = Cli(tmp_path / "home", project, None)
+
+    created = cli("job", "create", "hello.py:hello_pipe").stdout
+    job_id = created.split()[1]
+    shown = cli("job", "inspect", job_id).stdout
+    raw = cli.json("job", "inspect", job_id, "--raw")
+    run_id = cli("run", "list", job_id).stdout.splitlines()[1].split()[0]
+    run = cli("run", "inspect", run_id).stdout
+    run_raw = cli.json("run", "inspect", run_id, "--raw")
+
+    snap = raw["snapshot"]
+    assert snap["file_count"] == 3 and snap["root"] == str(project)
+    assert f"{snap['id'][:12]}: 3 files, " in shown
+    copy = pathlib.Path(run_raw["working_copy"])
+    assert copy.parent == tmp_path / "home" / "work" / "runs"
+    assert (copy / "greeting.txt").read_text() == "hi"
+    assert "Working copy" in run and str(copy) in run

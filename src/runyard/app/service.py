@@ -389,6 +389,14 @@ class Runyard:
     def logs(self, run_id: str, *, step: str | None = None) -> list[records.LogLine]:
         return self.store.list_logs(self.store.get_run(run_id).id, step=step)
 
+    def working_copy(self, run_id: str) -> pathlib.Path | None:
+        """The folder run ``run_id`` worked in, when it had its own copy of its job's
+        snapshot and the copy is on this machine."""
+        if self.workdirs is None:
+            return None
+        folder = self.workdirs.run_dir(self.store.get_run(run_id).id)
+        return folder if folder.is_dir() else None
+
     def artifacts_of(self, run_id: str) -> list[records.Artifact]:
         return self.store.list_artifacts(self.store.get_run(run_id).id)
 

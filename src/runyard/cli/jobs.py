@@ -16,7 +16,7 @@ from runyard import errors
 from runyard.app import service
 from runyard.cli import options, policies, render
 from runyard.core import grid as grid_mod
-from runyard.core import hooks, records, retries, schedules, states
+from runyard.core import hooks, records, retries, schedules, snapshots, states
 from runyard.execution import loader
 
 __all__ = ["app", "execute_with_progress"]
@@ -429,9 +429,21 @@ def inspect_job(
         runs = ryard.list_runs(summary.job.id) if raw else []
         failed = [] if raw else ryard.list_runs(summary.job.id, state=states.RunState.FAILURE)
         schedule = ryard.schedule(summary.job.id)
+        snapshot = ryard.get_snapshot(summary.job.snapshot_id) if summary.job.snapshot_id else None
     if raw:
         out = render.job_json(summary, runs)
         out["schedule"] = _schedule_json(schedule)
+        out["snapshot"] = (
+            None
+            if snapshot is None
+            else {
+                "id": snapshot.id,
+                "root": snapshot.root,
+                "file_count": snapshot.file_count,
+                "total_bytes": snapshot.total_bytes,
+                "environment": snapshot.environment.summary,
+            }
+        )
         render.console.print_json(render.to_json(out))
         return
     job = summary.job
@@ -466,6 +478,13 @@ def inspect_job(
             else "every run",
         ),
         ("From", job.pipeline_ref or "-"),
+        (
+            "Snapshot",
+            "- (runs work where they are started)"
+            if snapshot is None
+            else f"{snapshot.id[:12]}: {snapshot.file_count} files, "
+            f"{snapshots.size_text(snapshot.total_bytes)} of {snapshot.root}",
+        ),
     ]
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)

@@ -236,8 +236,10 @@ def inspect_run(
         run = ryard.get_run(run_id)
         steps = ryard.step_runs(run.id)
         outputs = ryard.artifacts_of(run.id)
+        copy = ryard.working_copy(run.id)
     if raw:
         out = render.run_json(run)
+        out["working_copy"] = str(copy) if copy is not None else None
         out["steps"] = [
             {**s.to_json(), "state": str(s.state), "duration": s.duration} for s in steps
         ]
@@ -252,8 +254,11 @@ def inspect_run(
         ("Started", run.started_at.isoformat(timespec="seconds") if run.started_at else "-"),
         ("Duration", render.short_duration(run.duration)),
         ("Worker", run.worker or "-"),
+        ("Working copy", str(copy) if copy is not None else "-"),
         ("Pipeline parameters", json.dumps(run.params["pipeline"])),
     ]
+    if run.note:
+        rows.append(("Note", run.note))
     for key, value in rows:
         head.add_row(f"[bold]{key}[/]", value)
     render.console.print(head)

@@ -129,6 +129,9 @@ class Snapshot:
     total_bytes: int
     environment: Environment
     created_at: dt.datetime
+    # The project's data folder relative to ``root`` (POSIX), when it is inside the project:
+    # left out of the snapshot, and reached from a run's copy through a link of that name.
+    data_dir: str | None = None
 
     @property
     def file_count(self) -> int:
@@ -138,6 +141,7 @@ class Snapshot:
         return {
             "id": self.id,
             "root": self.root,
+            "data_dir": self.data_dir,
             "created_at": self.created_at.isoformat(),
             "file_count": self.file_count,
             "total_bytes": self.total_bytes,
@@ -171,8 +175,15 @@ def size_text(count: int) -> str:
     return f"{count / 1024**3:.2f} GB"
 
 
-def manifest_id(files: Iterable[SnapshotFile], *, root: str, environment: Environment) -> str:
-    """The sha256 (hex) of the canonical JSON of ``[root, environment, files sorted by path]``.
+def manifest_id(
+    files: Iterable[SnapshotFile],
+    *,
+    root: str,
+    environment: Environment,
+    data_dir: str | None = None,
+) -> str:
+    """The sha256 (hex) of the canonical JSON of ``[root, environment, files sorted by path]``
+    (with the data folder after the files when there is one).
 
     The same files (path, content, size, mode), taken of the same folder in the same
     environment, always give the same id, in any order and at any time. The same files
@@ -180,8 +191,11 @@ def manifest_id(files: Iterable[SnapshotFile], *, root: str, environment: Enviro
     contents): a job's snapshot records where its project was and what it ran with.
     """
     manifest = [f.to_json() for f in sorted(files, key=lambda f: f.path)]
+    whole: list[Any] = [root, environment.to_json(), manifest]
+    if data_dir is not None:
+        whole.append(data_dir)
     text = json.dumps(
-        [root, environment.to_json(), manifest],
+        whole,
         separators=(",", ":"),
         ensure_ascii=False,
         sort_keys=True,
@@ -195,6 +209,7 @@ def make_snapshot(
     files: Iterable[SnapshotFile],
     environment: Environment,
     created_at: dt.datetime,
+    data_dir: str | None = None,
 ) -> Snapshot:
     """A snapshot of ``files``, sorted, with its id and total size.
 
@@ -218,12 +233,13 @@ def make_snapshot(
             "path once"
         )
     return Snapshot(
-        id=manifest_id(ordered, root=root, environment=environment),
+        id=manifest_id(ordered, root=root, environment=environment, data_dir=data_dir),
         root=root,
         files=ordered,
         total_bytes=sum(f.size for f in ordered),
         environment=environment,
         created_at=created_at,
+        data_dir=data_dir,
     )
 
 

@@ -47,6 +47,7 @@ class RunTask:
     workdir: str | None = None
     source_root: str | None = None
     project_root: str | None = None
+    data_dir: str | None = None  # the project's data folder, relative: linked into the copy
 
 
 class OutputStore(Protocol):
@@ -90,6 +91,8 @@ def run(
     if task.workdir is not None and task.source_root is not None:
         workdir = pathlib.Path(task.workdir)
         workspace.copy_tree(pathlib.Path(task.source_root), workdir)
+        if task.data_dir is not None and task.project_root is not None:
+            workspace.link_data(workdir, task.data_dir, pathlib.Path(task.project_root))
         workspace.enter(
             workspace.Workspace(
                 workdir,

@@ -18,7 +18,7 @@ import shutil
 
 from runyard import errors
 
-__all__ = ["Workspace", "copy_tree", "current", "enter"]
+__all__ = ["Workspace", "copy_tree", "current", "enter", "link_data"]
 
 # ioctl(dest_fd, FICLONE, src_fd): share blocks copy-on-write where the filesystem can.
 _FICLONE = getattr(fcntl, "FICLONE", 0x40049409)
@@ -103,3 +103,20 @@ def copy_tree(source: pathlib.Path, dest: pathlib.Path) -> int:
             shutil.copymode(src, dst)
             count += 1
     return count
+
+
+def link_data(workdir: pathlib.Path, data_dir: str, project_root: pathlib.Path) -> None:
+    """Make ``workdir/<data_dir>`` a link to the project's data folder, so every run reads
+    and writes the one shared data folder at the path the project uses. Nothing is linked
+    where the project is not on this machine; the folder is made if it is missing."""
+    if not project_root.is_dir():
+        return
+    target = project_root.joinpath(*data_dir.split("/"))
+    link = workdir.joinpath(*data_dir.split("/"))
+    if not link.resolve().is_relative_to(workdir.resolve()):
+        raise errors.UsageError(f"Data folder {data_dir!r} leads outside the run's copy")
+    target.mkdir(parents=True, exist_ok=True)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        return  # the snapshot holds a file of that name: leave the run's copy alone
+    link.symlink_to(target, target_is_directory=True)

@@ -96,6 +96,7 @@ snapshots = sa.Table(
     sa.Column("total_bytes", sa.BigInteger, nullable=False),
     sa.Column("environment", JSONType, nullable=False),
     sa.Column("files", JSONType, nullable=False),
+    sa.Column("data_dir", sa.Text),  # the project's data folder, relative to root, if inside
 )
 
 job_tags = sa.Table(

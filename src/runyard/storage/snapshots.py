@@ -197,8 +197,13 @@ class SnapshotStore:
                 written += added
                 blobs += 1
             files.append(snapshots.SnapshotFile(f.path, digest, size, f.mode))
+        data = project.data_dir.resolve()
         snapshot = snapshots.make_snapshot(
-            root=str(root), files=files, environment=environment, created_at=created_at
+            root=str(root),
+            files=files,
+            environment=environment,
+            created_at=created_at,
+            data_dir=data.relative_to(root).as_posix() if data.is_relative_to(root) else None,
         )
         return Taken(snapshot, written, blobs, tuple(notes))
 

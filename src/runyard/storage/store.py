@@ -480,6 +480,7 @@ class Store:
                 .values(
                     id=snapshot.id,
                     root=snapshot.root,
+                    data_dir=snapshot.data_dir,
                     created_at=snapshot.created_at,
                     file_count=snapshot.file_count,
                     total_bytes=snapshot.total_bytes,
@@ -1036,6 +1037,7 @@ def _snapshot(row: sa.Row[Any]) -> snapshots.Snapshot:
         total_bytes=row.total_bytes,
         environment=snapshots.Environment.from_json(row.environment),
         created_at=row.created_at,
+        data_dir=row.data_dir,
     )
 
 

@@ -55,6 +55,7 @@ class _Place:
     reference: str  # the pipeline's reference: in the snapshot's copy when there is one
     source_root: str | None = None  # the snapshot's copy on this machine
     project_root: str | None = None  # the folder the snapshot was taken of
+    data_dir: str | None = None  # its data folder, relative to it
     note: str | None = None  # how this worker's environment differs from the snapshot's
 
 
@@ -250,6 +251,7 @@ class Worker:
                     workdir=workdir,
                     source_root=place.source_root,
                     project_root=place.project_root,
+                    data_dir=place.data_dir,
                     run_timeout=job.run_timeout,
                     memory_limit_mb=job.memory_limit_mb,
                     reuse=run.reuse,
@@ -286,7 +288,13 @@ class Worker:
                 self._environment = environment.capture()
             differs = snapshots.environment_difference(snapshot.environment, self._environment)
             note = f"environment differs from snapshot {snapshot.id[:12]}: {differs}"
-            place = _Place(reference, str(source), snapshot.root, note if differs else None)
+            place = _Place(
+                reference,
+                str(source),
+                snapshot.root,
+                snapshot.data_dir,
+                note if differs else None,
+            )
         self._places[job.id] = place
         return place
 
