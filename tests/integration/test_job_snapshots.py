@@ -183,3 +183,54 @@ def test_without_a_snapshot_runs_work_where_they_are_started(
     (run,) = app.list_runs(job.id)
     assert app.output(run.id, "work")["cwd"] == str(project)
     assert app.working_copy(run.id) is None
+
+
+HELPED = """
+import runyard
+
+import helper
+
+
+@runyard.step
+def versions(*, n: int = 0) -> list:
+    import lazy  # imported by the run, after the pipeline was loaded
+
+    return [helper.VERSION, lazy.VERSION]
+
+
+@runyard.pipeline
+def helped():
+    versions()
+"""
+
+
+def test_one_engine_runs_each_job_with_its_own_snapshots_modules(
+    app: service.Runyard, tmp_path: pathlib.Path
+) -> None:
+    project = tmp_path / "helped"
+    project.mkdir()
+    (project / "runyard.toml").write_text("")
+    (project / "pipe.py").write_text(HELPED)
+    jobs = []
+    for version in ("one", "two"):
+        (project / "helper.py").write_text(f"VERSION = {version!r}\n")
+        (project / "lazy.py").write_text(f"VERSION = 'lazy {version}'\n")
+        pipe = loader.load_pipeline(f"{project / 'pipe.py'}:helped").pipeline
+        jobs.append(app.create_job(pipe, grid={"versions": {"n": [1, 2, 3, 4]}}))
+    assert jobs[0].job.snapshot_id != jobs[1].job.snapshot_id
+
+    working = app.worker(kind="worker", options=engine.WorkerOptions(slots=2, poll=0.02))
+    thread = threading.Thread(target=working.run, daemon=True)
+    thread.start()
+    try:
+        for job in jobs:  # queued together: the engine goes back and forth between them
+            app.start_job(job.id)
+        for job in jobs:
+            assert app.wait_job(job.id, timeout=60).state is states.JobState.SUCCESS
+    finally:
+        working.shut_down()
+        thread.join(30)
+
+    for job, version in zip(jobs, ("one", "two"), strict=True):
+        for run in app.list_runs(job.id):
+            assert app.output(run.id, "versions") == [version, f"lazy {version}"]

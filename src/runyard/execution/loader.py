@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import os
 import pathlib
+import site
 import sys
 import traceback
 import types
@@ -21,6 +23,7 @@ __all__ = [
     "load_function",
     "load_pipeline",
     "reference_of",
+    "use_source",
 ]
 
 
@@ -54,6 +57,10 @@ def load_pipeline(reference: str) -> LoadedPipeline:
             f"Pipeline file {file_part!r} is not a Python file; give FILE.py:PIPELINE"
         )
     path = path.resolve()
+    in_use = _in_use[0]
+    if in_use is not None and not path.is_relative_to(in_use):
+        # A file of another snapshot's copy, or one loaded where it is.
+        use_source(next((r for r in _set_aside if r and path.is_relative_to(r)), None))
     module = _import(path)
     found = {
         name: value
@@ -143,6 +150,52 @@ def load_function(reference: str) -> Callable[..., Any]:
     return found  # type: ignore[no-any-return]
 
 
+# Module namespaces, one per source: the copy of one snapshot (its folder), or None for
+# files loaded where they are. See ``use_source``.
+_in_use: list[str | None] = [None]
+_folders: dict[str, str | None] = {}  # folders the loader put on sys.path -> their source
+_set_aside: dict[str | None, tuple[dict[str, types.ModuleType], list[str]]] = {}
+
+
+def use_source(root: str | None) -> None:
+    """Make ``root`` (the copy of one snapshot; None: files loaded where they are) the
+    source whose modules ``import`` finds.
+
+    An engine loads pipelines of many jobs, whose snapshots may hold different versions of
+    the same modules (``helpers.py``, say). The modules imported from the folders the
+    loader put on ``sys.path`` for the source in use before are set aside (out of
+    ``sys.modules``, their folders off ``sys.path``) and those of ``root`` are put back, so
+    a pipeline loaded now, and the runs forked after, import their own snapshot's modules.
+    Installed packages and runyard itself are never touched. Cheap: nothing is imported.
+    """
+    old = _in_use[0]
+    if old == root:
+        return
+    folders = [f for f, owner in _folders.items() if owner == old and f in sys.path]
+    prefixes = tuple(os.path.join(f, "") for f in folders)
+    aside: dict[str, types.ModuleType] = {}
+    if prefixes:
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None) or ""
+            if file.startswith(prefixes) and not file.startswith(_installed()):
+                aside[name] = module
+                del sys.modules[name]
+        sys.path[:] = [p for p in sys.path if p not in folders]
+    _set_aside[old] = (aside, folders)
+    modules, back = _set_aside.pop(root, ({}, []))
+    sys.modules.update(modules)
+    sys.path[:0] = back
+    _in_use[0] = root
+
+
+def _installed() -> tuple[str, ...]:
+    """Where installed code lives: never set aside, even under a project folder (a project
+    holding its own virtual environment)."""
+    places = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()}
+    places.add(str(pathlib.Path(errors.__file__).parent))  # runyard, installed editable
+    return tuple(os.path.join(p, "") for p in places)
+
+
 # What a pipeline file's ``import runyard`` uses, loaded lazily by the package.
 _RUNTIME = ("runyard.execution.pipeline", "runyard.execution.context", "runyard.core.steps")
 
@@ -167,6 +220,8 @@ def _import(path: pathlib.Path) -> types.ModuleType:
         for runtime in _RUNTIME:
             importlib.import_module(runtime)
         sys.path.insert(0, folder)  # so the file can import its neighbours
+        source = _in_use[0]
+        _folders[folder] = source if source and path.is_relative_to(source) else None
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)

@@ -301,6 +301,8 @@ class Worker:
     def _pipeline(self, job: records.Job, place: _Place) -> pipelines.PipelineDefinition:
         pipeline = self._pipelines.get(job.id)
         if pipeline is None:
+            if self._fixed is None and place.source_root is not None:
+                loader.use_source(place.source_root)
             pipeline = self._fixed or _load(job.id, place.reference)
             if pipeline.version != job.pipeline_version:
                 raise errors.LoadError(
@@ -317,6 +319,8 @@ class Worker:
         every later run of the pipeline starts with it in memory."""
         if self._fixed is not None:
             return self._fixed
+        if task.source_root is not None:
+            loader.use_source(task.source_root)  # the run imports its own snapshot's modules
         pipeline = self._loaded.get(task.pipeline_ref)
         if pipeline is None:
             pipeline = self._loaded[task.pipeline_ref] = _load(task.job_id, task.pipeline_ref)
