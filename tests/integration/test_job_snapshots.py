@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from runyard import errors
 from runyard.app import service
 from runyard.core import states
-from runyard.execution import loader
+from runyard.execution import loader, workspace
 from runyard.storage import schema
 from runyard.worker import engine
 
@@ -234,3 +234,30 @@ def test_one_engine_runs_each_job_with_its_own_snapshots_modules(
     for job, version in zip(jobs, ("one", "two"), strict=True):
         for run in app.list_runs(job.id):
             assert app.output(run.id, "versions") == [version, f"lazy {version}"]
+
+
+def test_a_working_copy_is_private_and_keeps_executable_bits(tmp_path: pathlib.Path) -> None:
+    source = tmp_path / "source"
+    (source / "bin" / "deep").mkdir(parents=True)
+    (source / "bin" / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (source / "bin" / "run.sh").chmod(0o755)
+    (source / "bin" / "deep" / "big.bin").write_bytes(bytes(range(256)) * 5000)
+    (source / "notes.txt").write_text("original")
+    (source / "empty").mkdir()
+    copy = tmp_path / "copy"
+    (copy / "stale").mkdir(parents=True)  # a leftover is replaced, not merged
+
+    assert workspace.copy_tree(source, copy) == 3
+
+    assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*")) == [
+        "bin",
+        "bin/deep",
+        "bin/deep/big.bin",
+        "bin/run.sh",
+        "empty",
+        "notes.txt",
+    ]
+    assert (copy / "bin" / "run.sh").stat().st_mode & 0o777 == 0o755
+    assert (copy / "bin" / "deep" / "big.bin").read_bytes() == bytes(range(256)) * 5000
+    (copy / "notes.txt").write_text("changed by a run")
+    assert (source / "notes.txt").read_text() == "original"

@@ -18,7 +18,7 @@ import shutil
 
 from runyard import errors
 
-__all__ = ["Workspace", "copy_tree", "current", "enter", "link_data"]
+__all__ = ["Workspace", "copy_tree", "current", "enter", "link_data", "list_tree"]
 
 # ioctl(dest_fd, FICLONE, src_fd): share blocks copy-on-write where the filesystem can.
 _FICLONE = getattr(fcntl, "FICLONE", 0x40049409)
@@ -72,37 +72,91 @@ def enter(workspace: Workspace) -> None:
     _current = workspace
 
 
+class _Tree:
+    """A source folder's listing, read once: its folders and its files with their modes."""
+
+    __slots__ = ("files", "folders", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.folders: list[str] = []  # relative, parents first
+        self.files: list[tuple[str, int]] = []  # (relative path, permission bits)
+        stack = [""]
+        while stack:
+            relative = stack.pop()
+            with os.scandir(os.path.join(source, relative)) as entries:
+                for entry in entries:
+                    path = os.path.join(relative, entry.name)
+                    if entry.is_dir(follow_symlinks=False):
+                        self.folders.append(path)
+                        stack.append(path)
+                    elif entry.is_file(follow_symlinks=False):
+                        self.files.append((path, entry.stat(follow_symlinks=False).st_mode & 0o777))
+
+
+_trees: dict[str, _Tree] = {}
+_can_clone = [True]  # until the filesystem refuses a reflink once
+
+
+def list_tree(source: pathlib.Path) -> None:
+    """Read ``source``'s listing now (a fork server does, once per snapshot copy, so the
+    runs it forks only copy). A snapshot's copy never changes, so the listing stays true."""
+    key = str(source)
+    if key not in _trees:
+        _trees[key] = _Tree(key)
+
+
 def copy_tree(source: pathlib.Path, dest: pathlib.Path) -> int:
     """Copy the files under ``source`` to ``dest`` (made anew; an old one is removed first),
-    keeping executable bits: by reflink where the filesystem shares blocks copy-on-write,
-    else byte for byte. Writing to the copy never changes ``source``. Returns the files
-    copied. Symlinks are not followed (a snapshot copy holds none)."""
+    keeping their permission bits: by reflink where the filesystem shares blocks
+    copy-on-write, else in the kernel (``copy_file_range``/``sendfile``). Writing to the copy
+    never changes ``source``. Returns the files copied. Symlinks are not followed (a
+    snapshot's copy holds none)."""
+    list_tree(source)
+    tree = _trees[str(source)]
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    count = 0
-    clone = True
-    for folder, dirs, files in os.walk(source):
-        relative = os.path.relpath(folder, source)
-        target = dest if relative == "." else dest / relative
-        for name in dirs:
-            (target / name).mkdir()
-        for name in files:
-            src = os.path.join(folder, name)
-            dst = target / name
-            with open(src, "rb") as fin, open(dst, "xb") as fout:
-                if clone:
-                    try:
-                        fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
-                    except OSError as exc:
-                        if exc.errno not in _NO_CLONE:
-                            raise
-                        clone = False  # the same filesystem will refuse every file
-                if not clone:
-                    shutil.copyfileobj(fin, fout, 1 << 20)
-            shutil.copymode(src, dst)
-            count += 1
-    return count
+    base = str(dest)
+    for folder in tree.folders:
+        os.mkdir(os.path.join(base, folder))
+    for relative, mode in tree.files:
+        fin = os.open(os.path.join(tree.source, relative), os.O_RDONLY)
+        try:
+            fout = os.open(os.path.join(base, relative), os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            try:
+                _copy(fin, fout)
+                os.fchmod(fout, mode)  # the umask may have taken bits off
+            finally:
+                os.close(fout)
+        finally:
+            os.close(fin)
+    return len(tree.files)
+
+
+def _copy(fin: int, fout: int) -> None:
+    if _can_clone[0]:
+        try:
+            fcntl.ioctl(fout, _FICLONE, fin)
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_CLONE:
+                raise
+            _can_clone[0] = False  # the same filesystem will refuse every file
+    size = os.fstat(fin).st_size
+    copied = 0
+    try:
+        while copied < size:
+            sent = os.sendfile(fout, fin, copied, size - copied)
+            if sent == 0:
+                break
+            copied += sent
+    except OSError as exc:  # where sendfile takes sockets only (macOS)
+        if exc.errno not in (errno.EINVAL, errno.ENOTSOCK, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+        os.lseek(fin, copied, os.SEEK_SET)
+        while chunk := os.read(fin, 1 << 20):
+            os.write(fout, chunk)
 
 
 def link_data(workdir: pathlib.Path, data_dir: str, project_root: pathlib.Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import pathlib
 import socket
 import time
 import uuid
@@ -19,7 +20,7 @@ from collections.abc import Callable
 
 from runyard import errors
 from runyard.core import pipelines, records, snapshots
-from runyard.execution import environment, loader, processes
+from runyard.execution import environment, loader, processes, workspace
 from runyard.storage import artifacts as artifacts_mod
 from runyard.storage import store as store_mod
 from runyard.worker import notifier as notifier_mod
@@ -321,6 +322,7 @@ class Worker:
             return self._fixed
         if task.source_root is not None:
             loader.use_source(task.source_root)  # the run imports its own snapshot's modules
+            workspace.list_tree(pathlib.Path(task.source_root))  # runs then only copy
         pipeline = self._loaded.get(task.pipeline_ref)
         if pipeline is None:
             pipeline = self._loaded[task.pipeline_ref] = _load(task.job_id, task.pipeline_ref)
