@@ -17,8 +17,11 @@ S1  first take into an empty store: seconds, MB/s. Floor: reading and sha256-has
 S2  retake of the unchanged project: seconds and bytes newly stored (target ~0). Floor:
     sha256 of every file.
 S3  retake after one file (0.4 MB) changed: seconds and bytes newly stored.
-M1  materializing a run's private copy: ms per run. Floor: ``shutil.copytree`` of the same
-    tree. Reports whether the filesystem took reflinks (copy-on-write) or plain copies.
+M1  materializing a snapshot from its blobs (``materialize_snapshot``): ms. Floor:
+    ``shutil.copytree`` of the same tree. Reports whether the filesystem took reflinks
+    (copy-on-write) or plain copies. An engine does this once per snapshot and machine.
+M2  a run's working copy, as every run makes it: ``workspace.copy_tree`` from the snapshot's
+    copy (listed once beforehand, as the fork server does). Floor: as M1.
 
 The floors are measured in the same run, interleaved with runyard's repetitions; medians are
 reported. No timing is asserted anywhere.
@@ -51,6 +54,7 @@ from rich.table import Table
 
 import runyard
 from runyard.app import service, settings
+from runyard.execution import workspace
 
 FILES_SMALL = 899  # with 100 large files and runyard.toml: 1,000 files
 FILES_LARGE = 100
@@ -203,6 +207,16 @@ def main(argv: list[str] | None = None) -> int:
                 floor_dest = runs / f"floor-{i}"
                 copy_floor.append(timed(lambda d=floor_dest: shutil.copytree(project, d))[0])
                 shutil.rmtree(floor_dest)
+            # M2: what a run does: copy the snapshot's copy on this machine (written once
+            # per snapshot, listed once by the fork server) into its working copy.
+            assert app.workdirs is not None
+            source = app.workdirs.source(base.snapshot)
+            workspace.list_tree(source)
+            working: list[float] = []
+            for i in range(reps["copy"]):
+                dest = runs / f"work-{i}"
+                working.append(timed(lambda d=dest: workspace.copy_tree(source, d))[0])
+                shutil.rmtree(dest)
         finally:
             app.close()
 
@@ -210,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     s2, s2_floor = statistics.median(retake), statistics.median(retake_floor)
     s3 = statistics.median(changed)
     m1, m1_floor = statistics.median(copies), statistics.median(copy_floor)
+    m2 = statistics.median(working)
     figures = {
         "files": count,
         "bytes": total,
@@ -225,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "M1 materialize ms": m1 * 1000,
         "M1 floor ms": m1_floor * 1000,
         "M1 reflinks": reflink,
+        "M2 working copy ms": m2 * 1000,
     }
 
     table = Table(box=box.SIMPLE_HEAD)
@@ -261,6 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         "-",
         f"{m1_floor * 1000:.0f} ms copytree",
         f"{m1 / m1_floor:.2f}x",
+    )
+    table.add_row(
+        "M2",
+        "a run's working copy, from the snapshot's copy",
+        f"{m2 * 1000:.0f} ms",
+        "-",
+        f"{m1_floor * 1000:.0f} ms copytree",
+        f"{m2 / m1_floor:.2f}x",
     )
     console.print(table)
     console.print(
