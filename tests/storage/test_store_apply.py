@@ -284,3 +284,30 @@ def _times_read_back(
         "artifact.created_at": store.list_artifacts(run.id)[0].created_at,
         "event.at": store.list_events(run_id=run.id)[-1].at,
     }
+
+
+def test_a_runs_note_is_written_with_its_start_and_kept_to_its_end(
+    store: store_mod.Store, started: StartedJob, at: Clock
+) -> None:
+    _, (a, b, _) = started
+    note = "environment differs from snapshot 0123456789ab: numpy 1.26.4 -> 2.0.0"
+
+    store.apply(
+        store_mod.Changes(
+            runs=[
+                store_mod.RunTransition(a.id, a.job_id, R.STARTING, R.RUNNING, at(3), note=note),
+                store_mod.RunTransition(b.id, b.job_id, R.STARTING, R.RUNNING, at(3)),
+            ]
+        )
+    )
+    store.apply(
+        store_mod.Changes(
+            runs=[
+                store_mod.RunTransition(a.id, a.job_id, R.RUNNING, R.FAILURE, at(5), reason="boom")
+            ]
+        )
+    )
+
+    assert store.get_run(a.id).note == note
+    assert store.get_run(a.id).reason == "boom"
+    assert store.get_run(b.id).note is None

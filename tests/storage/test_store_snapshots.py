@@ -91,3 +91,18 @@ def test_a_job_keeps_its_snapshot_id(store: store_mod.Store, jobs: JobBuilder, a
 
     assert store.get_job(job.id).snapshot_id == snapshot.id
     assert store.get_job(plain.id).snapshot_id is None
+
+
+def test_a_snapshots_data_folder_is_kept(store: store_mod.Store, at: Clock) -> None:
+    files = make(at, 0, "a").files
+    inside = snapshots.make_snapshot(
+        root="/p", files=files, environment=ENV, created_at=at(0), data_dir="inputs/big"
+    )
+    outside = snapshots.make_snapshot(root="/p", files=files, environment=ENV, created_at=at(0))
+    assert inside.id != outside.id
+
+    store.save_snapshot(inside)
+    store.save_snapshot(outside)
+
+    assert store.get_snapshot(inside.id).data_dir == "inputs/big"
+    assert store.get_snapshot(outside.id).data_dir is None
