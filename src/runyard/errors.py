@@ -9,6 +9,8 @@
     │   ├── GridError                 HTTP 422           a parameter grid (or grid file) is wrong
     │   └── LoadError                                    FILE.py:PIPELINE cannot be loaded
     ├── NotFoundError                 exit 2, HTTP 404   no job, run or step with that id
+    ├── AuthError                     exit 2, HTTP 401   no API token, or one that is not valid
+    │   └── ForbiddenError            HTTP 403           the token's scope does not allow it
     ├── OutsideStepError              exit 1, HTTP 500   a step-only call made outside a step
     ├── TransitionError               exit 1, HTTP 409   a state change the states table forbids
     └── StoreError                    exit 1, HTTP 503   the metadata store cannot be used
@@ -24,7 +26,9 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "AuthError",
     "DefinitionError",
+    "ForbiddenError",
     "GridError",
     "LoadError",
     "NotFoundError",
@@ -84,6 +88,19 @@ class NotFoundError(RunyardError):
 
     exit_code = 2
     http_status = 404
+
+
+class AuthError(RunyardError):
+    """An API token is needed: send "Authorization: Bearer <token>" (runyard token create)."""
+
+    exit_code = 2
+    http_status = 401
+
+
+class ForbiddenError(AuthError):
+    """The API token's scope does not allow this."""
+
+    http_status = 403
 
 
 class OutsideStepError(RunyardError):

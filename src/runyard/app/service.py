@@ -9,15 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pathlib
+import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from runyard import errors
 from runyard.app import gridfile, projects, settings
 from runyard.core import grid as grid_mod
-from runyard.core import hooks, pipelines, records, retries, schedules, snapshots, states
+from runyard.core import hooks, pipelines, records, retries, schedules, snapshots, states, tokens
 from runyard.core import projects as projects_mod
 from runyard.execution import environment, loader
 from runyard.storage import artifacts as artifacts_mod
@@ -222,6 +223,32 @@ class Runyard:
             return None, "Grid", None
         return gridfile.read_grid_file(path), f"Grid file {path.name}", path
 
+    # -- API tokens ----------------------------------------------------------------------
+
+    def create_token(self, name: str, scope: tokens.Scope) -> tuple[tokens.Token, str]:
+        """Make an API token; returns it and its text, which is shown only this once.
+
+        Raises ``UsageError`` for an empty or overlong name.
+        """
+        if not name.strip() or len(name) > 200:
+            raise errors.UsageError(
+                f"Token name {name!r} is not valid; give 1-200 characters saying who uses it"
+            )
+        token = tokens.Token(secrets.token_hex(6), name, scope, self.clock())
+        secret = secrets.token_urlsafe(32)
+        self.store.create_token(token, secret)
+        return token, f"{tokens.PREFIX}{token.id}_{secret}"
+
+    def check_token(self, text: str) -> tokens.Token:
+        """The active token ``text`` is; raises ``AuthError``."""
+        return self.store.check_token(text)
+
+    def list_tokens(self) -> list[tokens.Token]:
+        return self.store.list_tokens()
+
+    def revoke_token(self, token_id: str) -> tokens.Token:
+        return self.store.revoke_token(token_id, at=self.clock())
+
     # -- snapshots -----------------------------------------------------------------------
 
     def take_snapshot(
@@ -367,8 +394,11 @@ class Runyard:
         state: states.JobState | None = None,
         tag: str | None = None,
         limit: int = 100,
+        before: tuple[dt.datetime, str] | None = None,
     ) -> list[records.JobSummary]:
-        return self.store.list_jobs(pipeline=pipeline, state=state, tag=tag, limit=limit)
+        return self.store.list_jobs(
+            pipeline=pipeline, state=state, tag=tag, limit=limit, before=before
+        )
 
     def list_runs(self, job_id: str, *, state: states.RunState | None = None) -> list[records.Run]:
         return self.store.list_runs(self.store.get_job(job_id).id, state=state)
@@ -504,6 +534,7 @@ class Runyard:
         kind: str,
         options: engine.WorkerOptions,
         on_run_finished: recorder.RunCallback | None = None,
+        companions: Sequence[engine.Companion] = (),
     ) -> engine.Worker:
         """A worker executing this store's queued runs; call ``run()`` on it. It delivers
         the hooks' notices and deletes runs beyond their job's ``max_retained_runs``; the
@@ -518,6 +549,7 @@ class Runyard:
             artifacts=self.artifacts,
             notifier=notifier.Notifier(self.store, clock=self.clock),
             workdirs=self.workdirs,
+            companions=companions,
             clock=self.clock,
         )
 

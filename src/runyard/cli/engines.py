@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from runyard.api import server
 from runyard.app import service
 from runyard.cli import render
 from runyard.core import records, states
@@ -41,14 +42,38 @@ GraceOpt = Annotated[
 ]
 
 
-def serve(slots: SlotsOpt = None, lease: LeaseOpt = 15.0, grace: GraceOpt = 5.0) -> None:
-    """Run the embedded engine: execute every queued run of this store until stopped.
+def serve(
+    slots: SlotsOpt = None,
+    lease: LeaseOpt = 15.0,
+    grace: GraceOpt = 5.0,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address of the REST API; other hosts can reach it only if you change this.",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port of the API.")] = 8765,
+    api: Annotated[
+        bool, typer.Option("--api/--no-api", help="Serve the REST API (/api/v1).")
+    ] = True,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require an API token (runyard token create) on every endpoint but health; "
+            "--no-auth only on a loopback address.",
+        ),
+    ] = True,
+) -> None:
+    """Run the embedded engine: execute every queued run of this store until stopped, and
+    serve the REST API on 127.0.0.1:8765.
 
     While it serves, `runyard job create` and `runyard run` hand their runs to it and return
     at once. Ctrl-C (or SIGTERM) stops taking runs and lets running ones finish; a second
     one stops them too.
     """
-    _work("serve", slots, lease, grace)
+    _work("serve", slots, lease, grace, api=(host, port, auth) if api else None)
 
 
 def worker(slots: SlotsOpt = None, lease: LeaseOpt = 15.0, grace: GraceOpt = 5.0) -> None:
@@ -57,8 +82,19 @@ def worker(slots: SlotsOpt = None, lease: LeaseOpt = 15.0, grace: GraceOpt = 5.0
     _work("worker", slots, lease, grace)
 
 
-def _work(kind: str, slots: int | None, lease: float, grace: float) -> None:
+def _work(
+    kind: str,
+    slots: int | None,
+    lease: float,
+    grace: float,
+    *,
+    api: tuple[str, int, bool] | None = None,
+) -> None:
     ryard = service.connect()
+    companions: list[engine.Companion] = []
+    if api is not None:
+        host, port, auth = api
+        companions.append(server.ApiServer(ryard, host=host, port=port, auth=auth))
     options = engine.WorkerOptions(
         slots=slots or os.cpu_count() or 1,
         lease=lease,
@@ -74,7 +110,9 @@ def _work(kind: str, slots: int | None, lease: float, grace: float) -> None:
             f"run {run.id} of job {run.job_id} {run.state.lower()}{why}{then}", markup=False
         )
 
-    working = ryard.worker(kind=kind, options=options, on_run_finished=finished)
+    working = ryard.worker(
+        kind=kind, options=options, on_run_finished=finished, companions=companions
+    )
     signals = {"count": 0}
 
     def on_signal(number: int, frame: FrameType | None) -> None:
@@ -93,6 +131,15 @@ def _work(kind: str, slots: int | None, lease: float, grace: float) -> None:
         f"{options.slots} slot(s); Ctrl-C to stop",
         markup=False,
     )
+    for companion in companions:
+        if isinstance(companion, server.ApiServer):
+            # Said before it listens: the port is bound once the fork server runs.
+            auth_text = "a token required" if api and api[2] else "NO auth (loopback only)"
+            render.err_console.print(
+                f"REST API on {companion.url}/api/v1 ({auth_text}; "
+                f"docs at {companion.url}/api/v1/docs)",
+                markup=False,
+            )
     try:
         working.run()
     finally:

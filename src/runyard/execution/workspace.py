@@ -162,14 +162,13 @@ def _copy(fin: int, fout: int) -> None:
 def link_data(workdir: pathlib.Path, data_dir: str, project_root: pathlib.Path) -> None:
     """Make ``workdir/<data_dir>`` a link to the project's data folder, so every run reads
     and writes the one shared data folder at the path the project uses. Nothing is linked
-    where the project is not on this machine; the folder is made if it is missing."""
-    if not project_root.is_dir():
-        return
+    where the project, or its data folder, is not on this machine."""
     target = project_root.joinpath(*data_dir.split("/"))
+    if not target.is_dir():
+        return
     link = workdir.joinpath(*data_dir.split("/"))
     if not link.resolve().is_relative_to(workdir.resolve()):
         raise errors.UsageError(f"Data folder {data_dir!r} leads outside the run's copy")
-    target.mkdir(parents=True, exist_ok=True)
     link.parent.mkdir(parents=True, exist_ok=True)
     if link.is_symlink() or link.exists():
         return  # the snapshot holds a file of that name: leave the run's copy alone

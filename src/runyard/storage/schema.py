@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 __all__ = [
+    "api_tokens",
     "artifacts",
     "events",
     "job_tags",
@@ -84,7 +85,8 @@ jobs = sa.Table(
 )
 
 # A project's files at one moment: their manifest ([[path, sha256, size, mode]], sorted by
-# path) and the environment it was taken in. The id is the sha256 of the manifest; the
+# path) and the environment it was taken in. The id is the sha256 of the manifest with the
+# root and environment (see core.snapshots.manifest_id); the
 # contents are blobs in the artifact store.
 snapshots = sa.Table(
     "snapshots",
@@ -97,6 +99,18 @@ snapshots = sa.Table(
     sa.Column("environment", JSONType, nullable=False),
     sa.Column("files", JSONType, nullable=False),
     sa.Column("data_dir", sa.Text),  # the project's data folder, relative to root, if inside
+)
+
+# API tokens: only the sha256 of each secret is kept.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("scope", sa.String(8), nullable=False),  # read, write, admin
+    sa.Column("secret_digest", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
 )
 
 job_tags = sa.Table(

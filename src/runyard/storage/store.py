@@ -17,10 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard import errors
-from runyard.core import hooks, records, retries, schedules, snapshots, states
+from runyard.core import hooks, records, retries, schedules, snapshots, states, tokens
 from runyard.storage import endings, leases, migrate, notices, retention, scheduling, schema
 from runyard.storage import engine as engines
 from runyard.storage import events as events_mod
+from runyard.storage import tokens as tokens_sql
 
 __all__ = ["Changes", "RunTransition", "StepTransition", "Store"]
 
@@ -206,11 +207,19 @@ class Store:
         state: states.JobState | None = None,
         tag: str | None = None,
         limit: int = 100,
+        before: tuple[dt.datetime, str] | None = None,
     ) -> list[records.JobSummary]:
-        """Jobs newest first, filtered; ``state`` filters on the state derived from runs."""
+        """Jobs newest first, filtered; ``state`` filters on the state derived from runs.
+        ``before`` (created_at, id) of the last job of a page gives the next page."""
         query = sa.select(schema.jobs).order_by(
             schema.jobs.c.created_at.desc(), schema.jobs.c.id.desc()
         )
+        if before is not None:
+            at, job_id = before
+            c = schema.jobs.c
+            query = query.where(
+                sa.or_(c.created_at < at, sa.and_(c.created_at == at, c.id < job_id))
+            )
         if pipeline:
             query = query.where(schema.jobs.c.pipeline_name == pipeline)
         if tag:
@@ -467,6 +476,27 @@ class Store:
                     },
                 ],
             )
+
+    # -- API tokens --------------------------------------------------------------------
+
+    def create_token(self, token: tokens.Token, secret: str) -> None:
+        """Store ``token`` with the digest of ``secret`` (never the secret itself)."""
+        with self._write() as conn:
+            tokens_sql.insert(conn, token, secret)
+
+    def check_token(self, text: str) -> tokens.Token:
+        """The active token whose text is ``text``; raises ``AuthError``."""
+        with self._read() as conn:
+            return tokens_sql.check(conn, text)
+
+    def list_tokens(self) -> list[tokens.Token]:
+        with self._read() as conn:
+            return tokens_sql.list_tokens(conn)
+
+    def revoke_token(self, token_id: str, *, at: dt.datetime) -> tokens.Token:
+        """Revoke a token; raises ``NotFoundError``. Revoking it again changes nothing."""
+        with self._write() as conn:
+            return tokens_sql.revoke(conn, token_id, at=at)
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -849,6 +879,19 @@ class Store:
             for row in rows
         ]
 
+    def page_logs(
+        self, run_id: str, *, step: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[tuple[int, records.LogLine]]:
+        """A run's log lines after position ``after``, in order, at most ``limit``, each with
+        its position (increasing; pass the last one as ``after`` to go on)."""
+        c = schema.logs.c
+        query = sa.select(schema.logs).where(c.run_id == run_id, c.id > after)
+        if step is not None:
+            query = query.where(c.step_name == step)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(c.id).limit(limit)).all()
+        return [(row.id, _log_line(row)) for row in rows]
+
     def list_logs(self, run_id: str, *, step: str | None = None) -> list[records.LogLine]:
         c = schema.logs.c
         query = sa.select(schema.logs).where(c.run_id == run_id)
@@ -856,17 +899,7 @@ class Store:
             query = query.where(c.step_name == step)
         with self._read() as conn:
             rows = conn.execute(query.order_by(c.id)).all()
-        return [
-            records.LogLine(
-                run_id=row.run_id,
-                step_name=row.step_name,
-                stream=row.stream,
-                at=row.at,
-                text=row.text,
-                level=row.level,
-            )
-            for row in rows
-        ]
+        return [_log_line(row) for row in rows]
 
     def list_artifacts(self, run_id: str) -> list[records.Artifact]:
         c = schema.artifacts.c
@@ -1038,6 +1071,17 @@ def _snapshot(row: sa.Row[Any]) -> snapshots.Snapshot:
         environment=snapshots.Environment.from_json(row.environment),
         created_at=row.created_at,
         data_dir=row.data_dir,
+    )
+
+
+def _log_line(row: sa.Row[Any]) -> records.LogLine:
+    return records.LogLine(
+        run_id=row.run_id,
+        step_name=row.step_name,
+        stream=row.stream,
+        at=row.at,
+        text=row.text,
+        level=row.level,
     )
 
 

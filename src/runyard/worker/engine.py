@@ -16,7 +16,8 @@ import pathlib
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from runyard import errors
 from runyard.core import pipelines, records, snapshots
@@ -26,7 +27,7 @@ from runyard.storage import store as store_mod
 from runyard.worker import notifier as notifier_mod
 from runyard.worker import recorder, workdirs
 
-__all__ = ["Worker", "WorkerOptions"]
+__all__ = ["Companion", "Worker", "WorkerOptions"]
 
 Clock = Callable[[], dt.datetime]
 
@@ -47,6 +48,15 @@ class WorkerOptions:
     reap_every: float = 2.0  # how often to look for runs whose worker was lost
     run_timeout: float | None = None  # for runs whose job sets none
     memory_limit_mb: int | None = None  # for runs whose job sets none
+
+
+class Companion(Protocol):
+    """Something a worker starts once its fork server is running (so no run process is
+    forked from a process with its threads) and stops when it stops: the REST API."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,6 +96,7 @@ class Worker:
         artifacts: artifacts_mod.ArtifactStore | None = None,
         notifier: notifier_mod.Notifier | None = None,
         workdirs: workdirs.Workdirs | None = None,
+        companions: Sequence[Companion] = (),
         clock: Clock = _utcnow,
     ) -> None:
         self.store = store
@@ -101,6 +112,7 @@ class Worker:
         self._on_heartbeat = on_heartbeat
         self._artifacts = artifacts  # with it, runs beyond a job's max_retained_runs are deleted
         self._notifier = notifier  # delivers hooks' notices on its thread while we work
+        self._companions = companions  # threads that live as long as we work (the API)
         self._jobs: dict[str, records.Job] = {}
         self._pipelines: dict[str, pipelines.PipelineDefinition] = {}
         self._workdirs = workdirs
@@ -142,7 +154,15 @@ class Worker:
                 # forked from a process with a thread that may hold a lock.
                 if self._notifier is not None:
                     self._notifier.start()
-                self._loop(session)
+                running: list[Companion] = []
+                try:
+                    for companion in self._companions:
+                        companion.start()
+                        running.append(companion)
+                    self._loop(session)
+                finally:
+                    for companion in reversed(running):
+                        companion.stop()
         finally:
             if self._notifier is not None:
                 self._notifier.stop()

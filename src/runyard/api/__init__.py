@@ -1,0 +1,1 @@
+"""runyard's REST API (FastAPI), served by ``runyard serve``."""

@@ -1,0 +1,143 @@
+"""``/api/v1``: jobs, runs, step runs and logs."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Annotated
+
+import fastapi
+
+from runyard import errors
+from runyard.api import auth, schemas
+from runyard.app import service
+from runyard.core import states, tokens
+
+__all__ = ["router"]
+
+_READ = [fastapi.Depends(auth.require(tokens.Scope.READ))]
+_WRITE = [fastapi.Depends(auth.require(tokens.Scope.WRITE))]
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": schemas.ErrorOut} for code in (400, 401, 403, 404, 422, 503)
+}
+
+router = fastapi.APIRouter(prefix="/api/v1", responses=_ERRORS)
+
+
+def _runyard(request: fastapi.Request) -> service.Runyard:
+    ryard: service.Runyard = request.app.state.runyard
+    return ryard
+
+
+Ryard = Annotated[service.Runyard, fastapi.Depends(_runyard)]
+
+
+@router.get("/jobs", dependencies=_READ, response_model=schemas.JobPage, tags=["jobs"])
+def list_jobs(
+    ryard: Ryard,
+    state: Annotated[states.JobState | None, fastapi.Query()] = None,
+    tag: Annotated[str | None, fastapi.Query(max_length=200)] = None,
+    pipeline: Annotated[str | None, fastapi.Query(max_length=200)] = None,
+    limit: Annotated[int, fastapi.Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, fastapi.Query(max_length=200)] = None,
+) -> schemas.JobPage:
+    """Jobs, newest first, filtered by state, tag and pipeline; one page at a time."""
+    found = ryard.list_jobs(
+        pipeline=pipeline, state=state, tag=tag, limit=limit + 1, before=_decode(cursor)
+    )
+    page = found[:limit]
+    more = len(found) > limit
+    return schemas.JobPage(
+        items=[schemas.JobOut.of(s) for s in page],
+        next_cursor=_encode(page[-1].job.created_at, page[-1].id) if more else None,
+    )
+
+
+@router.get("/jobs/{job_id}", dependencies=_READ, response_model=schemas.JobOut, tags=["jobs"])
+def get_job(ryard: Ryard, job_id: str) -> schemas.JobOut:
+    """One job (by id or unique prefix) with its run counts."""
+    return schemas.JobOut.of(ryard.get_job(job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/stop", dependencies=_WRITE, response_model=schemas.StopOut, tags=["jobs"]
+)
+def stop_job(ryard: Ryard, job_id: str) -> schemas.StopOut:
+    """Stop a job's runs: queued ones end KILLED at once, running ones are stopped."""
+    return schemas.StopOut.of(ryard.stop_job(job_id))
+
+
+@router.get(
+    "/jobs/{job_id}/runs", dependencies=_READ, response_model=list[schemas.RunOut], tags=["runs"]
+)
+def list_runs(
+    ryard: Ryard, job_id: str, state: Annotated[states.RunState | None, fastapi.Query()] = None
+) -> list[schemas.RunOut]:
+    """A job's runs in grid order."""
+    return [schemas.RunOut.of(r) for r in ryard.list_runs(job_id, state=state)]
+
+
+@router.get(
+    "/runs/{run_id}", dependencies=_READ, response_model=schemas.RunDetailOut, tags=["runs"]
+)
+def get_run(ryard: Ryard, run_id: str) -> schemas.RunDetailOut:
+    """One run with its step runs (every attempt)."""
+    run = ryard.get_run(run_id)
+    steps = [schemas.StepRunOut.of(s) for s in ryard.step_runs(run.id)]
+    return schemas.RunDetailOut(**schemas.RunOut.of(run).model_dump(), steps=steps)
+
+
+@router.post(
+    "/runs/{run_id}/stop", dependencies=_WRITE, response_model=schemas.StopOut, tags=["runs"]
+)
+def stop_run(ryard: Ryard, run_id: str) -> schemas.StopOut:
+    """Stop one run."""
+    return schemas.StopOut.of(ryard.stop_run(run_id))
+
+
+@router.get(
+    "/runs/{run_id}/logs", dependencies=_READ, response_model=schemas.LogPage, tags=["runs"]
+)
+def get_logs(
+    ryard: Ryard,
+    run_id: str,
+    step: Annotated[str | None, fastapi.Query(max_length=200)] = None,
+    after: Annotated[int, fastapi.Query(ge=0)] = 0,
+    limit: Annotated[int, fastapi.Query(ge=1, le=10000)] = 1000,
+) -> schemas.LogPage:
+    """A run's log lines after position ``after``, in order."""
+    run = ryard.get_run(run_id)
+    lines = ryard.store.page_logs(run.id, step=step, after=after, limit=limit)
+    return schemas.LogPage(
+        items=[
+            schemas.LogLineOut(
+                position=position,
+                step_name=line.step_name,
+                stream=line.stream,
+                level=line.level,
+                at=line.at,
+                text=line.text,
+            )
+            for position, line in lines
+        ],
+        next_after=lines[-1][0] if len(lines) == limit else None,
+    )
+
+
+def _encode(at: dt.datetime, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{job_id}".encode()).decode()
+
+
+def _decode(cursor: str | None) -> tuple[dt.datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        at, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        when = dt.datetime.fromisoformat(at)
+        if when.tzinfo is None or not job_id:
+            raise ValueError(cursor)
+        return when, job_id
+    except ValueError:
+        raise errors.UsageError(
+            f"cursor {cursor!r} is not one this API gave; pass next_cursor from a page"
+        ) from None

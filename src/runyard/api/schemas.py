@@ -1,0 +1,171 @@
+"""What the REST API answers with: Pydantic models, so the OpenAPI document says exactly it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pydantic
+
+from runyard.core import records
+
+__all__ = [
+    "ErrorOut",
+    "JobOut",
+    "JobPage",
+    "LogLineOut",
+    "LogPage",
+    "RunDetailOut",
+    "RunOut",
+    "StepRunOut",
+    "StopOut",
+]
+
+
+class ErrorOut(pydantic.BaseModel):
+    """Every error: what failed and how to fix it."""
+
+    error: str  # the error's kind, e.g. NotFoundError
+    message: str
+
+
+class JobOut(pydantic.BaseModel):
+    id: str
+    name: str
+    pipeline_name: str
+    pipeline_version: str
+    state: str
+    tags: list[str]
+    run_count: int
+    run_counts: dict[str, int]
+    max_parallel_runs: int
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    snapshot_id: str | None
+    grid: dict[str, Any]
+
+    @classmethod
+    def of(cls, summary: records.JobSummary) -> JobOut:
+        job = summary.job
+        return cls(
+            id=job.id,
+            name=job.name,
+            pipeline_name=job.pipeline_name,
+            pipeline_version=job.pipeline_version,
+            state=str(summary.state),
+            tags=list(job.tags),
+            run_count=job.run_count,
+            run_counts={str(k): v for k, v in sorted(summary.counts.items()) if v},
+            max_parallel_runs=job.max_parallel_runs,
+            created_at=job.created_at,
+            started_at=summary.started_at,
+            finished_at=summary.finished_at,
+            snapshot_id=job.snapshot_id,
+            grid=dict(job.grid),
+        )
+
+
+class JobPage(pydantic.BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None  # pass it as ``cursor`` for the next page; None: no more
+
+
+class RunOut(pydantic.BaseModel):
+    id: str
+    job_id: str
+    index: int
+    state: str
+    params: dict[str, Any]
+    created_at: dt.datetime
+    queued_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    duration: float | None
+    worker: str | None
+    reason: str | None
+    priority: int
+    attempt: int
+    parent_run_id: str | None
+    retried_by: str | None
+    note: str | None
+
+    @classmethod
+    def of(cls, run: records.Run) -> RunOut:
+        return cls(
+            id=run.id,
+            job_id=run.job_id,
+            index=run.index,
+            state=str(run.state),
+            params=dict(run.params),
+            created_at=run.created_at,
+            queued_at=run.queued_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            duration=run.duration,
+            worker=run.worker,
+            reason=run.reason,
+            priority=run.priority,
+            attempt=run.attempt,
+            parent_run_id=run.parent_run_id,
+            retried_by=run.retried_by,
+            note=run.note,
+        )
+
+
+class StepRunOut(pydantic.BaseModel):
+    step_name: str
+    attempt: int
+    state: str
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    duration: float | None
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+
+    @classmethod
+    def of(cls, step: records.StepRun) -> StepRunOut:
+        return cls(
+            step_name=step.step_name,
+            attempt=step.attempt,
+            state=str(step.state),
+            started_at=step.started_at,
+            finished_at=step.finished_at,
+            duration=step.duration,
+            error_type=step.error_type,
+            error_message=step.error_message,
+            traceback=step.traceback,
+        )
+
+
+class RunDetailOut(RunOut):
+    steps: list[StepRunOut]
+
+
+class LogLineOut(pydantic.BaseModel):
+    position: int  # the line's place in the run's log: ask for ``after`` it to go on
+    step_name: str | None
+    stream: str
+    level: str | None
+    at: dt.datetime
+    text: str
+
+
+class LogPage(pydantic.BaseModel):
+    items: list[LogLineOut]
+    next_after: int | None  # pass it as ``after`` for the next page; None: no more yet
+
+
+class StopOut(pydantic.BaseModel):
+    killed: list[str]  # queued runs that ended KILLED at once
+    requested: list[str]  # running runs asked to stop (SIGTERM, then SIGKILL)
+    finished: list[str]  # runs that had already ended: unchanged
+
+    @classmethod
+    def of(cls, outcome: records.StopOutcome) -> StopOut:
+        return cls(
+            killed=list(outcome.killed),
+            requested=list(outcome.requested),
+            finished=list(outcome.finished),
+        )

@@ -1,0 +1,172 @@
+"""The REST API on a real store, served by uvicorn on a real socket, called with httpx."""
+
+from __future__ import annotations
+
+import contextlib
+import pathlib
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from runyard import errors
+from runyard.api import server
+from runyard.app import service
+from runyard.core import pipelines, states, tokens
+
+Load = Callable[[str], pipelines.PipelineDefinition]
+
+
+@contextlib.contextmanager
+def serving(app: service.Runyard, *, auth: bool) -> Iterator[httpx.Client]:
+    api = server.ApiServer(app, host="127.0.0.1", port=0, auth=auth)
+    api.start()
+    try:
+        with httpx.Client(base_url=api.url, timeout=10) as made:
+            yield made
+    finally:
+        api.stop()
+
+
+@pytest.fixture
+def client(app: service.Runyard) -> Iterator[httpx.Client]:
+    with serving(app, auth=True) as made:
+        yield made
+
+
+def bearer(app: service.Runyard, scope: tokens.Scope) -> dict[str, str]:
+    _, text = app.create_token(f"test {scope}", scope)
+    return {"Authorization": f"Bearer {text}"}
+
+
+def finished_job(app: service.Runyard, load: Load) -> str:
+    job = app.create_job(load("grid_pipeline.py:grid_pipeline"), snapshot=False)
+    app.execute_job(job.id)
+    return job.id
+
+
+def test_health_needs_no_token_and_everything_else_does(
+    app: service.Runyard, client: httpx.Client
+) -> None:
+    assert client.get("/api/v1/health").json()["status"] == "ok"
+
+    for headers in ({}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic x"}):
+        refused = client.get("/api/v1/jobs", headers=headers)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert refused.json()["error"] == "AuthError"
+        assert "runyard token create" in refused.json()["message"]
+
+    token, text = app.create_token("gone", tokens.Scope.ADMIN)
+    app.revoke_token(token.id)
+    revoked = client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {text}"})
+    assert revoked.status_code == 401
+    wrong_secret = text[:-3] + "abc"
+    ok_id = client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {wrong_secret}"})
+    assert ok_id.status_code == 401
+
+
+def test_scopes_are_enforced(app: service.Runyard, client: httpx.Client, load: Load) -> None:
+    job_id = finished_job(app, load)
+    read, write = bearer(app, tokens.Scope.READ), bearer(app, tokens.Scope.WRITE)
+
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=read).status_code == 200
+    forbidden = client.post(f"/api/v1/jobs/{job_id}/stop", headers=read)
+    assert forbidden.status_code == 403
+    assert "needs write" in forbidden.json()["message"]
+    stopped = client.post(f"/api/v1/jobs/{job_id}/stop", headers=write)
+    assert stopped.status_code == 200
+    assert stopped.json()["killed"] == [] and len(stopped.json()["finished"]) >= 1
+
+
+def test_jobs_are_paged_newest_first_with_a_cursor(
+    app: service.Runyard, client: httpx.Client, load: Load
+) -> None:
+    pipe = load("grid_pipeline.py:grid_pipeline")
+    made = [app.create_job(pipe, snapshot=False, tags=[f"t{i % 2}"]).id for i in range(5)]
+    read = bearer(app, tokens.Scope.READ)
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/api/v1/jobs", params=params, headers=read).json()
+        seen += [j["id"] for j in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(made))
+    tagged = client.get("/api/v1/jobs", params={"tag": "t0"}, headers=read).json()["items"]
+    assert [j["id"] for j in tagged] == [made[4], made[2], made[0]]
+    created = client.get("/api/v1/jobs", params={"state": "CREATED"}, headers=read).json()
+    assert len(created["items"]) == 5 and created["items"][0]["state"] == "CREATED"
+
+
+def test_runs_step_runs_and_logs(app: service.Runyard, client: httpx.Client, load: Load) -> None:
+    pipe = load("grid_pipeline.py:grid_pipeline")
+    job = app.create_job(pipe, snapshot=False)
+    app.execute_job(job.id)
+    read = bearer(app, tokens.Scope.READ)
+
+    runs = client.get(f"/api/v1/jobs/{job.id}/runs", headers=read).json()
+    assert [r["index"] for r in runs] == list(range(len(runs)))
+    run = client.get(f"/api/v1/runs/{runs[0]['id']}", headers=read).json()
+    assert run["state"] in {s.value for s in states.RunState}
+    assert {s["step_name"] for s in run["steps"]} == set(
+        job.job and app.load_pipeline(job.job).nodes
+    )
+
+    everything = app.logs(runs[0]["id"])
+    first = client.get(
+        f"/api/v1/runs/{runs[0]['id']}/logs", params={"limit": 1}, headers=read
+    ).json()
+    rest = client.get(
+        f"/api/v1/runs/{runs[0]['id']}/logs",
+        params={"after": first["next_after"] or 0},
+        headers=read,
+    ).json()
+    texts = [line["text"] for line in first["items"] + rest["items"]]
+    assert texts == [line.text for line in everything]
+
+
+def test_errors_are_json_with_a_message(app: service.Runyard, client: httpx.Client) -> None:
+    read = bearer(app, tokens.Scope.READ)
+
+    missing = client.get("/api/v1/jobs/doesnotexist", headers=read)
+    assert missing.status_code == 404 and missing.json()["error"] == "NotFoundError"
+    bad_cursor = client.get("/api/v1/jobs", params={"cursor": "xyz"}, headers=read)
+    assert bad_cursor.status_code == 400 and "next_cursor" in bad_cursor.json()["message"]
+    bad_limit = client.get("/api/v1/jobs", params={"limit": 0}, headers=read)
+    assert bad_limit.status_code == 422 and "limit" in bad_limit.json()["message"]
+    bad_state = client.get("/api/v1/jobs", params={"state": "sleepy"}, headers=read)
+    assert bad_state.status_code == 422
+
+
+def test_without_auth_anyone_on_the_machine_may_call_it(app: service.Runyard) -> None:
+    with serving(app, auth=False) as open_client:
+        assert open_client.get("/api/v1/jobs").status_code == 200
+
+
+def test_auth_can_be_off_only_on_a_loopback_address(app: service.Runyard) -> None:
+    with pytest.raises(errors.UsageError, match=r"--no-auth on 0\.0\.0\.0"):
+        server.ApiServer(app, host="0.0.0.0", port=0, auth=False)
+    server.ApiServer(app, host="127.0.0.1", port=0, auth=False)
+    server.ApiServer(app, host="::1", port=0, auth=False)
+
+
+def test_the_server_serves_on_a_real_socket_and_stops(
+    app: service.Runyard, tmp_path: pathlib.Path
+) -> None:
+    api = server.ApiServer(app, host="127.0.0.1", port=0, auth=True)
+    api.start()
+    try:
+        answer = httpx.get(f"{api.url}/api/v1/health", timeout=5)
+        assert answer.json()["status"] == "ok"
+        assert httpx.get(f"{api.url}/api/v1/jobs", timeout=5).status_code == 401
+        taken = server.ApiServer(app, host="127.0.0.1", port=api.port, auth=True)
+        with pytest.raises(errors.UsageError, match=f"127.0.0.1:{api.port}.*--port"):
+            taken.start()
+    finally:
+        api.stop()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{api.url}/api/v1/health", timeout=1)
