@@ -165,6 +165,8 @@ def engines(
     (its stderr says "executing runs") when this yields; stopped and reaped afterwards."""
     started: list[Engine] = []
     command = [sys.executable, "-m", "runyard", kind, "--slots", str(slots)]
+    if kind == "serve":
+        command.append("--no-api")  # the engine alone is measured
     if grace is not None:
         command += ["--grace", f"{grace:g}"]
     # Only ``env`` names the stores: none of the caller's RUNYARD_* settings.

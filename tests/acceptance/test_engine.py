@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from .test_cli import EXAMPLES, Cli
@@ -18,6 +19,7 @@ from .test_cli import EXAMPLES, Cli
 ETL = f"{EXAMPLES / 'etl' / 'etl.py'}:etl"
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "pipelines"
 CRASHY = f"{FIXTURES / 'crashy.py'}:crashy"
+INSTANT = f"{FIXTURES / 'instant.py'}:instant"
 
 
 class Engine:
@@ -25,8 +27,9 @@ class Engine:
 
     def __init__(self, cli: Cli, *args: str, kind: str = "serve") -> None:
         self.log = cli.cwd / f"{kind}-{time.monotonic_ns()}.log"
+        port = ["--port", "0"] if kind == "serve" else []  # any free port: engines in parallel
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "runyard", kind, *args],
+            [sys.executable, "-m", "runyard", kind, *port, *args],
             env=cli.env,
             cwd=cli.cwd,
             stdout=subprocess.DEVNULL,
@@ -219,3 +222,25 @@ def test_the_engine_fires_a_job_at_its_time_and_cron_jobs_pause_and_run_now(
     plain = cli("job", "create", ETL, "-q").stdout.strip()
     refused = cli("job", "run-now", plain, code=2)
     assert "has no schedule" in refused.stderr
+
+
+def test_serve_answers_the_rest_api_with_a_token(cli: Cli, engines: list[Engine]) -> None:
+    engines.append(Engine(cli))
+    deadline = time.monotonic() + 30
+    while "REST API on " not in engines[0].log.read_text():
+        assert time.monotonic() < deadline, engines[0].log.read_text()
+        time.sleep(0.05)
+    log = engines[0].log.read_text()
+    url = log.split("REST API on ", 1)[1].split("/api/v1", 1)[0]
+    assert url.startswith("http://127.0.0.1:") and "a token required" in log
+
+    token = cli("token", "create", "--name", "test", "--scope", "read").stdout.strip()
+    job_id = cli("job", "create", INSTANT, "--wait").stdout.split()[1]
+    assert httpx.get(f"{url}/api/v1/jobs", timeout=10).status_code == 401
+    listed = httpx.get(
+        f"{url}/api/v1/jobs", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert listed.status_code == 200
+    assert [j["id"] for j in listed.json()["items"]] == [job_id]
+    assert listed.json()["items"][0]["state"] == "SUCCESS"
+    assert token not in log and token not in engines[0].log.read_text()

@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
 
@@ -35,7 +36,13 @@ class ApiServer:
     """
 
     def __init__(
-        self, ryard: service.Runyard, *, host: str = "127.0.0.1", port: int = 8765, auth: bool
+        self,
+        ryard: service.Runyard,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        auth: bool,
+        announce: Callable[[ApiServer], None] | None = None,
     ) -> None:
         if not auth and not is_loopback(host):
             raise errors.UsageError(
@@ -45,6 +52,8 @@ class ApiServer:
             )
         self.host = host
         self.port = port
+        self.auth = auth
+        self.announce = announce  # told once the server listens (with the real port)
         config = uvicorn.Config(
             app_mod.create_app(ryard, auth=auth),
             log_level="warning",
@@ -83,6 +92,8 @@ class ApiServer:
             if time.monotonic() > deadline:
                 raise errors.StoreError("The API server did not start within 10 s")
             time.sleep(0.01)
+        if self.announce is not None:
+            self.announce(self)
 
     def stop(self) -> None:
         self._server.should_exit = True

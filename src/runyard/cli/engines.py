@@ -82,6 +82,14 @@ def worker(slots: SlotsOpt = None, lease: LeaseOpt = 15.0, grace: GraceOpt = 5.0
     _work("worker", slots, lease, grace)
 
 
+def _announce(api: server.ApiServer) -> None:
+    auth_text = "a token required" if api.auth else "NO auth: this machine only"
+    render.err_console.print(
+        f"REST API on {api.url}/api/v1 ({auth_text}); docs at {api.url}/api/v1/docs",
+        markup=False,
+    )
+
+
 def _work(
     kind: str,
     slots: int | None,
@@ -94,7 +102,9 @@ def _work(
     companions: list[engine.Companion] = []
     if api is not None:
         host, port, auth = api
-        companions.append(server.ApiServer(ryard, host=host, port=port, auth=auth))
+        companions.append(
+            server.ApiServer(ryard, host=host, port=port, auth=auth, announce=_announce)
+        )
     options = engine.WorkerOptions(
         slots=slots or os.cpu_count() or 1,
         lease=lease,
@@ -131,15 +141,7 @@ def _work(
         f"{options.slots} slot(s); Ctrl-C to stop",
         markup=False,
     )
-    for companion in companions:
-        if isinstance(companion, server.ApiServer):
-            # Said before it listens: the port is bound once the fork server runs.
-            auth_text = "a token required" if api and api[2] else "NO auth (loopback only)"
-            render.err_console.print(
-                f"REST API on {companion.url}/api/v1 ({auth_text}; "
-                f"docs at {companion.url}/api/v1/docs)",
-                markup=False,
-            )
+
     try:
         working.run()
     finally:
