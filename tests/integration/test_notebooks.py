@@ -107,6 +107,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory, foreign_kernels: pathlib.
         _code("print(open('data/input.txt').read().strip())\nprint('cwd:', os.getcwd())"),
         _code("import helper\nhelper.triple(5)"),
         _code("print('to stderr', file=sys.stderr, flush=True)"),
+        _code("unclosed = open('unclosed.txt', 'w')\nunclosed.write('buffered, never closed')"),
         # Waits for the test's stream callback to answer 'first' (by creating the file 'go'):
         # it goes on only if 'first' reached the callback while this cell was still running.
         _code(
@@ -148,10 +149,14 @@ def test_executed_notebook_is_written_with_its_outputs(executed: Executed) -> No
     assert outputs[3] == f"contents of the input file\ncwd: {executed.workdir}\n"
     assert outputs[4] == "15"
     assert outputs[5] == "to stderr\n"
-    assert outputs[6] == "first\nsecond: go seen\n"
+    assert outputs[7] == "first\nsecond: go seen\n"
     assert [cell.execution_count for cell in nb.cells if cell.cell_type == "code"] == list(
-        range(1, 8)
+        range(1, 9)
     )
+
+
+def test_the_kernel_exits_normally_so_open_files_are_flushed(executed: Executed) -> None:
+    assert (executed.workdir / "unclosed.txt").read_text() == "buffered, never closed"
 
 
 def test_outputs_from_before_the_execution_are_gone(executed: Executed) -> None:

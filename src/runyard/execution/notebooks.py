@@ -171,7 +171,9 @@ def execute_notebook(
         # says it can; ipykernel otherwise warns on its stderr that they are plain text.
         manager.transport_encryption = "auto"
     client = _Client(nb, km=manager, kernel_name=name, stream=stream)
-    client.shutdown_kernel = "immediate"  # the outputs are in; nothing to wait for
+    # A graceful shutdown (about 0.2 s more than killing the kernel) lets the kernel's Python
+    # exit normally: files a notebook left open are flushed, atexit handlers run.
+    client.shutdown_kernel = "graceful"
     if timeout is not None and timeout > 0:
         # nbclient's `timeout` trait is an Integer; `timeout_func` may return a float (its
         # result only feeds a monotonic deadline and get_msg(timeout=...)).
