@@ -47,8 +47,8 @@ __all__ = [
     "execute_notebook",
 ]
 
-T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 DEFAULT_KERNEL = "python3"  # ipykernel's name for the Python kernel (jupyter_client's too)
 
@@ -232,7 +232,7 @@ def execute_notebook(
     ) from failure
 
 
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:
     """Run ``coroutine`` to its end on an event loop of its own.
 
     nbclient's own ``execute`` would run on a loop that lets it take SIGINT and SIGTERM
@@ -253,7 +253,7 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(context.run, _run_here, coroutine).result()
 
 
-def _run_here(coroutine: Coroutine[Any, Any, T]) -> T:
+def _run_here(coroutine: Coroutine[Any, Any, _T]) -> _T:
     with asyncio.Runner(loop_factory=_SignalFreeLoop) as runner:
         loop = runner.get_loop()
         task = loop.create_task(coroutine)
@@ -290,7 +290,7 @@ def _run_here(coroutine: Coroutine[Any, Any, T]) -> T:
 class _SignalFreeLoop(asyncio.SelectorEventLoop):
     """An event loop on which no signal handler can be installed (nbclient then does not)."""
 
-    def add_signal_handler(self, sig: int, callback: Callable[[*Ts], object], *args: *Ts) -> None:
+    def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
         # nbclient installs its handlers under `except RuntimeError`, which this is.
         raise NotImplementedError("runyard leaves signal handling to the caller")
 
