@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import pathlib
 from collections.abc import Callable, Iterator
 
@@ -170,3 +171,79 @@ def test_the_server_serves_on_a_real_socket_and_stops(
         api.stop()
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{api.url}/api/v1/health", timeout=1)
+
+
+def read_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:
+    """The next ``count`` events of an SSE stream (comments skipped)."""
+    found: list[dict[str, str]] = []
+    event: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if event:
+                found.append(event)
+                event = {}
+                if len(found) == count:
+                    return found
+        elif not line.startswith(":"):
+            key, _, value = line.partition(": ")
+            event[key] = value
+    raise AssertionError(f"the stream ended after {found}")
+
+
+def test_the_event_stream_follows_changes_and_resumes_from_last_event_id(
+    app: service.Runyard, load: Load
+) -> None:
+    pipe = load("grid_pipeline.py:grid_pipeline")
+    before = app.create_job(pipe, snapshot=False)  # written before the stream: not sent
+    read = bearer(app, tokens.Scope.READ)
+    with serving(app, auth=True) as client:
+        with client.stream("GET", "/api/v1/events", headers=read) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.iter_lines()
+            assert next(lines) == ": stream open"
+            first = app.create_job(pipe, snapshot=False)
+            second = app.create_job(pipe, snapshot=False)
+            got = read_events(lines, 2)
+        assert [e["event"] for e in got] == ["job_created", "job_created"]
+        assert [json.loads(e["data"])["job_id"] for e in got] == [first.id, second.id]
+        assert int(got[1]["id"]) > int(got[0]["id"])
+
+        resumed = read_stream(client, read | {"Last-Event-ID": got[0]["id"]}, 1)
+        assert json.loads(resumed[0]["data"])["job_id"] == second.id
+        only = read_stream(client, read, 1, params={"job_id": before.id, "after": 0})
+        assert json.loads(only[0]["data"])["job_id"] == before.id
+
+        unknown = client.get("/api/v1/events", params={"job_id": "nope"}, headers=read)
+        assert unknown.status_code == 404
+        assert client.get("/api/v1/events").status_code == 401
+
+
+def read_stream(
+    client: httpx.Client, headers: dict[str, str], count: int, params: dict | None = None
+) -> list[dict[str, str]]:
+    with client.stream("GET", "/api/v1/events", headers=headers, params=params) as stream:
+        return read_events(stream.iter_lines(), count)
+
+
+def test_a_quiet_stream_sends_keep_alives_and_ends_when_the_server_stops(
+    app: service.Runyard,
+) -> None:
+    api = server.ApiServer(app, host="127.0.0.1", port=0, auth=False, keepalive=0.3)
+    api.start()
+    stopped = False
+    try:
+        with (
+            httpx.Client(base_url=api.url, timeout=10) as client,
+            client.stream("GET", "/api/v1/events") as stream,
+        ):
+            lines = stream.iter_lines()
+            assert next(lines) == ": stream open"
+            assert next(lines) == ""
+            assert next(lines) == ": keep-alive"
+            api.stop()
+            stopped = True
+            assert [line for line in lines if line.startswith("data")] == []
+    finally:
+        if not stopped:
+            api.stop()

@@ -8,13 +8,15 @@ import fastapi.responses
 
 import runyard
 from runyard import errors
-from runyard.api import routes
+from runyard.api import events, routes
 from runyard.app import service
 
 __all__ = ["create_app"]
 
 
-def create_app(ryard: service.Runyard, *, auth: bool = True) -> fastapi.FastAPI:
+def create_app(
+    ryard: service.Runyard, *, auth: bool = True, keepalive: float = 15.0
+) -> fastapi.FastAPI:
     """The REST API on ``ryard``. With ``auth`` every endpoint but ``/api/v1/health`` needs
     an API token; without it anyone who reaches the server may do anything, so serve it
     only on a loopback address then (``runyard serve`` refuses otherwise)."""
@@ -28,6 +30,8 @@ def create_app(ryard: service.Runyard, *, auth: bool = True) -> fastapi.FastAPI:
     )
     api.state.runyard = ryard
     api.state.auth = auth
+    api.state.keepalive = keepalive  # seconds of quiet before an event stream's comment
+    api.state.stopping = False  # set when the server stops: open event streams end
 
     @api.exception_handler(errors.RunyardError)
     def _runyard_error(request: fastapi.Request, exc: errors.RunyardError) -> fastapi.Response:
@@ -55,4 +59,5 @@ def create_app(ryard: service.Runyard, *, auth: bool = True) -> fastapi.FastAPI:
         return {"status": "ok", "version": runyard.__version__}
 
     api.include_router(routes.router)
+    api.include_router(events.router)
     return api

@@ -43,6 +43,7 @@ class ApiServer:
         port: int = 8765,
         auth: bool,
         announce: Callable[[ApiServer], None] | None = None,
+        keepalive: float = 15.0,
     ) -> None:
         if not auth and not is_loopback(host):
             raise errors.UsageError(
@@ -54,11 +55,13 @@ class ApiServer:
         self.port = port
         self.auth = auth
         self.announce = announce  # told once the server listens (with the real port)
+        self.app = app_mod.create_app(ryard, auth=auth, keepalive=keepalive)
         config = uvicorn.Config(
-            app_mod.create_app(ryard, auth=auth),
+            self.app,
             log_level="warning",
             lifespan="off",
             access_log=False,
+            timeout_graceful_shutdown=3,
         )
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
@@ -96,6 +99,7 @@ class ApiServer:
             self.announce(self)
 
     def stop(self) -> None:
+        self.app.state.stopping = True  # event streams end at their next look
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)

@@ -919,6 +919,36 @@ class Store:
             for row in rows
         ]
 
+    def last_event_id(self) -> int | None:
+        """The id of the newest event, None when there is none."""
+        with self._read() as conn:
+            latest = conn.execute(sa.select(sa.func.max(schema.events.c.id))).scalar()
+        return int(latest) if latest is not None else None
+
+    def events_since(
+        self,
+        after: int,
+        *,
+        missing: Sequence[int] = (),
+        job_id: str | None = None,
+        run_id: str | None = None,
+        limit: int = 500,
+    ) -> list[records.Event]:
+        """Events with an id above ``after`` or in ``missing`` (ids seen skipped that may
+        still commit), of one job or run if given, in id order, at most ``limit``."""
+        c = schema.events.c
+        newer: sa.ColumnElement[bool] = c.id > after
+        if missing:
+            newer = sa.or_(newer, c.id.in_(list(missing)))
+        query = sa.select(schema.events).where(newer).order_by(c.id).limit(limit)
+        if job_id is not None:
+            query = query.where(c.job_id == job_id)
+        if run_id is not None:
+            query = query.where(c.run_id == run_id)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return [_event(row) for row in rows]
+
     def list_events(
         self,
         *,
@@ -940,20 +970,7 @@ class Store:
             query = query.limit(limit)
         with self._read() as conn:
             rows = conn.execute(query).all()
-        return [
-            records.Event(
-                id=row.id,
-                at=row.at,
-                kind=row.kind,
-                job_id=row.job_id,
-                run_id=row.run_id,
-                step_name=row.step_name,
-                old_state=row.old_state,
-                new_state=row.new_state,
-                message=row.message,
-            )
-            for row in rows
-        ]
+        return [_event(row) for row in rows]
 
 
 def _check(changes: Changes) -> None:
@@ -1071,6 +1088,20 @@ def _snapshot(row: sa.Row[Any]) -> snapshots.Snapshot:
         environment=snapshots.Environment.from_json(row.environment),
         created_at=row.created_at,
         data_dir=row.data_dir,
+    )
+
+
+def _event(row: sa.Row[Any]) -> records.Event:
+    return records.Event(
+        id=row.id,
+        at=row.at,
+        kind=row.kind,
+        job_id=row.job_id,
+        run_id=row.run_id,
+        step_name=row.step_name,
+        old_state=row.old_state,
+        new_state=row.new_state,
+        message=row.message,
     )
 
 
