@@ -247,3 +247,25 @@ def test_a_quiet_stream_sends_keep_alives_and_ends_when_the_server_stops(
     finally:
         if not stopped:
             api.stop()
+
+
+def test_processing_steps_are_listed_with_their_parameter_schemas(
+    app: service.Runyard, client: httpx.Client
+) -> None:
+    example = pathlib.Path(__file__).resolve().parents[2] / "examples" / "etl" / "etl.py"
+    app.register_file(example)
+    read = bearer(app, tokens.Scope.READ)
+
+    listed = client.get("/api/v1/processing-steps", headers=read).json()
+    assert {(p["kind"], p["name"]) for p in listed} >= {("pipeline", "etl"), ("step", "load")}
+    transform = client.get("/api/v1/processing-steps/transform", headers=read).json()
+    assert transform["version"] == "1.0.0"
+    assert set(transform["params_schema"]["properties"]) == {"factor", "threshold"}
+    pipelines_only = client.get(
+        "/api/v1/processing-steps", params={"kind": "pipeline"}, headers=read
+    ).json()
+    assert [p["name"] for p in pipelines_only] == ["etl"]
+    missing = client.get("/api/v1/processing-steps/nope", headers=read)
+    assert missing.status_code == 404 and "runyard register" in missing.json()["message"]
+    wrong = client.get("/api/v1/processing-steps/transform", params={"version": "9"}, headers=read)
+    assert wrong.status_code == 404 and "registered: 1.0.0" in wrong.json()["message"]

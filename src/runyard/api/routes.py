@@ -11,7 +11,7 @@ import fastapi
 from runyard import errors
 from runyard.api import auth, schemas
 from runyard.app import service
-from runyard.core import states, tokens
+from runyard.core import registry, states, tokens
 
 __all__ = ["router"]
 
@@ -122,6 +122,37 @@ def get_logs(
         ],
         next_after=lines[-1][0] if len(lines) == limit else None,
     )
+
+
+@router.get(
+    "/processing-steps",
+    dependencies=_READ,
+    response_model=list[schemas.ProcessingStepOut],
+    tags=["processing steps"],
+)
+def list_processing_steps(
+    ryard: Ryard,
+    name: Annotated[str | None, fastapi.Query(max_length=200)] = None,
+    kind: Annotated[registry.Kind | None, fastapi.Query()] = None,
+) -> list[schemas.ProcessingStepOut]:
+    """Every registered pipeline and step (or those of one name), each version."""
+    return [schemas.ProcessingStepOut.of(r) for r in ryard.registrations(name=name, kind=kind)]
+
+
+@router.get(
+    "/processing-steps/{name}",
+    dependencies=_READ,
+    response_model=schemas.ProcessingStepOut,
+    tags=["processing steps"],
+)
+def get_processing_step(
+    ryard: Ryard,
+    name: str,
+    version: Annotated[str | None, fastapi.Query(max_length=200)] = None,
+) -> schemas.ProcessingStepOut:
+    """One processing step at ``version``; without it, the only version (400 listing
+    them when there are several)."""
+    return schemas.ProcessingStepOut.of(ryard.registration(name, version))
 
 
 def _encode(at: dt.datetime, job_id: str) -> str:

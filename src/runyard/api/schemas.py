@@ -7,7 +7,7 @@ from typing import Any
 
 import pydantic
 
-from runyard.core import records
+from runyard.core import records, registry
 
 __all__ = [
     "ErrorOut",
@@ -15,6 +15,7 @@ __all__ = [
     "JobPage",
     "LogLineOut",
     "LogPage",
+    "ProcessingStepOut",
     "RunDetailOut",
     "RunOut",
     "StepRunOut",
@@ -168,4 +169,28 @@ class StopOut(pydantic.BaseModel):
             killed=list(outcome.killed),
             requested=list(outcome.requested),
             finished=list(outcome.finished),
+        )
+
+
+class ProcessingStepOut(pydantic.BaseModel):
+    """A registered pipeline or step, at one version."""
+
+    kind: str  # pipeline or step
+    name: str
+    version: str
+    description: str
+    registered_at: dt.datetime
+    snapshot_id: str | None
+    params_schema: dict[str, Any]  # JSON Schema: {"pipeline", "steps": {...}} for a pipeline
+
+    @classmethod
+    def of(cls, registration: registry.Registration) -> ProcessingStepOut:
+        return cls(
+            kind=registration.kind.value,
+            name=registration.name,
+            version=registration.version,
+            description=registration.description,
+            registered_at=registration.registered_at,
+            snapshot_id=registration.snapshot_id,
+            params_schema=registration.params_schema,
         )

@@ -18,7 +18,17 @@ from typing import Any
 from runyard import errors
 from runyard.app import gridfile, projects, settings
 from runyard.core import grid as grid_mod
-from runyard.core import hooks, pipelines, records, retries, schedules, snapshots, states, tokens
+from runyard.core import (
+    hooks,
+    pipelines,
+    records,
+    registry,
+    retries,
+    schedules,
+    snapshots,
+    states,
+    tokens,
+)
 from runyard.core import projects as projects_mod
 from runyard.execution import environment, loader
 from runyard.storage import artifacts as artifacts_mod
@@ -203,13 +213,56 @@ class Runyard:
         return self.store.job_summary(job.id)
 
     def _snapshot_for(self, reference: str) -> snapshots.Snapshot:
-        """A snapshot of the project of the pipeline file ``reference`` names. Raises
-        ``UsageError`` (the project is too big, its settings are bad) or ``LoadError`` (the
-        pipeline file itself is left out of the snapshot)."""
-        project = projects.find_project(reference.partition(":")[0])
-        taken = self.take_snapshot(project)
+        """A snapshot of the project of the pipeline file ``reference`` names, with the file's
+        pipelines and steps registered in it. Raises ``UsageError`` (the project is too big,
+        its settings are bad) or ``LoadError`` (the pipeline file itself is left out of the
+        snapshot)."""
+        file = reference.partition(":")[0]
+        taken = self.take_snapshot(projects.find_project(file))
         snapshots.pipeline_file_in(taken.snapshot, reference)
+        self._register(file, taken.snapshot.id)
         return taken.snapshot
+
+    # -- the registry --------------------------------------------------------------------
+
+    def register_file(self, file: str | os.PathLike[str]) -> list[registry.Registration]:
+        """Load a pipeline file, snapshot its project and register the pipelines and steps
+        it defines, so jobs can be made of them by name and version (over the API too).
+
+        Raises ``LoadError`` for a file that does not load, ``UsageError`` for a project that
+        cannot be snapshotted.
+        """
+        path = pathlib.Path(file).expanduser().resolve()
+        defined = loader.definitions_in(path, fresh=True)  # as it is now; or why it fails
+        taken = self.take_snapshot(projects.find_project(path))
+        snapshots.pipeline_file_in(taken.snapshot, f"{path}:")
+        return self._register(str(path), taken.snapshot.id, defined)
+
+    def _register(
+        self,
+        file: str,
+        snapshot_id: str | None,
+        defined: list[tuple[str, Any]] | None = None,
+    ) -> list[registry.Registration]:
+        found = registry.registrations_of(
+            defined if defined is not None else loader.definitions_in(file),
+            file=file,
+            snapshot_id=snapshot_id,
+            at=self.clock(),
+        )
+        self.store.register(found)
+        return found
+
+    def registrations(
+        self, *, name: str | None = None, kind: registry.Kind | None = None
+    ) -> list[registry.Registration]:
+        """The registered processing steps (of one name), each version oldest first."""
+        return self.store.registrations(name=name, kind=kind)
+
+    def registration(self, name: str, version: str | None = None) -> registry.Registration:
+        """The processing step ``name`` at ``version``; raises ``NotFoundError`` (no such
+        name or version) or ``UsageError`` (no version given and there are several)."""
+        return registry.pick(name, version, self.store.registrations(name=name))
 
     def grid_for(
         self, loaded: loader.LoadedPipeline, grid_file: pathlib.Path | None

@@ -11,7 +11,7 @@ from rich.text import Text
 import runyard
 from runyard import errors
 from runyard.app import service
-from runyard.cli import engines, jobs, render, runs, snapshots, tokens
+from runyard.cli import engines, jobs, registry, render, runs, snapshots, tokens
 
 __all__ = ["app", "main"]
 
@@ -26,6 +26,8 @@ app.add_typer(jobs.app, name="job")
 app.add_typer(runs.app, name="run")
 app.add_typer(snapshots.app, name="snapshot")
 app.add_typer(tokens.app, name="token")
+app.add_typer(registry.app, name="registry")
+app.command("register")(registry.register)
 app.command("serve")(engines.serve)
 app.command("worker")(engines.worker)
 

@@ -118,7 +118,12 @@ class ParamSpace:
         return {s.name: self.to_json(s.name, s.default) for s in self if not s.required}
 
     def json_schema(self) -> dict[str, Any]:
-        props = {s.name: self._adapter(s.name).json_schema() for s in self}
+        """A JSON Schema of an object holding these parameters, with their defaults."""
+        props = {
+            s.name: self._adapter(s.name).json_schema()
+            | ({} if s.required else {"default": self.to_json(s.name, s.default)})
+            for s in self
+        }
         required = [s.name for s in self if s.required]
         return {"type": "object", "properties": props, "required": required}
 

@@ -26,6 +26,7 @@ __all__ = [
     "PipelineDefinition",
     "StepNode",
     "StepOutputs",
+    "single",
     "trace",
 ]
 
@@ -122,6 +123,9 @@ class PipelineDefinition:
         self.retry = retry  # failed runs are tried again by this policy
         self.hooks = hooks  # told of run failures, run successes and job completions
         self.max_retained_runs = max_retained_runs  # older finished runs are deleted
+        # "file.py:attribute" it can be loaded from again, when its source alone does not
+        # say (a step loaded to run alone); set by the loader.
+        self.origin = ""
         self.version = version or "sha-" + self._fingerprint()
         downstream: dict[str, list[str]] = {n: [] for n in self.nodes}
         for node in self.nodes.values():
@@ -216,6 +220,29 @@ def trace(
         retry=retry,
         hooks=hooks,
         max_retained_runs=max_retained_runs,
+    )
+
+
+def single(
+    step: steps.StepDefinition, *, cls: type[PipelineDefinition] = PipelineDefinition
+) -> PipelineDefinition:
+    """A pipeline of ``step`` alone, with its name, version and description: what a job of
+    one processing step runs. Its parameters are the step's (under the step's name).
+
+    Raises ``DefinitionError`` when the step needs inputs from upstream steps.
+    """
+    needed = [i.name for i in step.inputs if i.required]
+    if needed:
+        raise errors.DefinitionError(
+            f"Step {step.name!r} needs input(s) {', '.join(needed)} from upstream steps, so "
+            "it cannot run alone; run a pipeline that feeds it"
+        )
+    return trace(
+        lambda: step(),
+        name=step.name,
+        version=step.version,
+        description=step.description,
+        cls=cls,
     )
 
 

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from runyard import errors
-from runyard.core import pipelines
+from runyard.core import pipelines, steps
 
 __all__ = [
     "LoadedPipeline",
+    "definitions_in",
     "function_reference",
     "load_function",
     "load_pipeline",
@@ -67,6 +68,14 @@ def load_pipeline(reference: str) -> LoadedPipeline:
         for name, value in vars(module).items()
         if isinstance(value, pipelines.PipelineDefinition)
     }
+    chosen = vars(module).get(attribute) if attribute else None
+    if isinstance(chosen, steps.StepDefinition):
+        # One step alone: a one-step pipeline named and versioned as the step.
+        from runyard.execution import pipeline as pipeline_mod
+
+        alone = pipelines.single(chosen, cls=pipeline_mod.Pipeline)
+        alone.origin = f"{path}:{attribute}"
+        return LoadedPipeline(alone, path, attribute)
     if not attribute:
         if len(found) != 1:
             listed = ", ".join(sorted(found)) or "none"
@@ -87,11 +96,31 @@ def load_pipeline(reference: str) -> LoadedPipeline:
     return LoadedPipeline(found[attribute], path, attribute)
 
 
+def definitions_in(path: str | pathlib.Path, *, fresh: bool = False) -> list[tuple[str, Any]]:
+    """The pipelines and steps a pipeline file defines at its top level, as (attribute,
+    object), in definition order: what the registry records of it. The file is imported
+    once; ``fresh`` imports it again, as it is now. Raises ``LoadError``."""
+    resolved = pathlib.Path(path).resolve()
+    if fresh:
+        for name, module in list(sys.modules.items()):
+            if getattr(module, "__file__", None) == str(resolved):
+                del sys.modules[name]
+    module = _import(resolved)
+    return [
+        (name, value)
+        for name, value in vars(module).items()
+        if isinstance(value, pipelines.PipelineDefinition | steps.StepDefinition)
+        and not name.startswith("_")
+    ]
+
+
 def reference_of(pipeline: pipelines.PipelineDefinition) -> str:
     """Where a pipeline defined in Python can be loaded from again: ``file.py:attribute``.
 
     Returns ``""`` when it cannot be found (defined in an interactive session).
     """
+    if pipeline.origin:
+        return pipeline.origin
     source = pipeline.source
     module = sys.modules.get(getattr(source, "__module__", "") or "")
     file = getattr(module, "__file__", None)

@@ -17,6 +17,7 @@ __all__ = [
     "logs",
     "metadata",
     "notices",
+    "registrations",
     "runs",
     "schedules",
     "snapshots",
@@ -99,6 +100,21 @@ snapshots = sa.Table(
     sa.Column("environment", JSONType, nullable=False),
     sa.Column("files", JSONType, nullable=False),
     sa.Column("data_dir", sa.Text),  # the project's data folder, relative to root, if inside
+)
+
+# The processing steps runyard has seen: pipelines and steps by name and version.
+registrations = sa.Table(
+    "registrations",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),  # pipeline, step
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("reference", sa.Text, nullable=False),  # /project/file.py:attribute
+    sa.Column("snapshot_id", sa.String(64)),  # the snapshot the file is in, if any
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("params_schema", JSONType, nullable=False),
+    sa.Column("registered_at", UTCDateTime, nullable=False),
+    sa.Index(None, "name"),
 )
 
 # API tokens: only the sha256 of each secret is kept.

@@ -17,10 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard import errors
-from runyard.core import hooks, records, retries, schedules, snapshots, states, tokens
+from runyard.core import hooks, records, registry, retries, schedules, snapshots, states, tokens
 from runyard.storage import endings, leases, migrate, notices, retention, scheduling, schema
 from runyard.storage import engine as engines
 from runyard.storage import events as events_mod
+from runyard.storage import registry as registry_sql
 from runyard.storage import tokens as tokens_sql
 
 __all__ = ["Changes", "RunTransition", "StepTransition", "Store"]
@@ -476,6 +477,19 @@ class Store:
                     },
                 ],
             )
+
+    # -- the registry ------------------------------------------------------------------
+
+    def register(self, registrations: Sequence[registry.Registration]) -> None:
+        """Record processing steps; an existing (kind, name, version) takes the new place."""
+        with self._write() as conn:
+            registry_sql.register(conn, registrations)
+
+    def registrations(
+        self, *, name: str | None = None, kind: registry.Kind | None = None
+    ) -> list[registry.Registration]:
+        with self._read() as conn:
+            return registry_sql.find(conn, name=name, kind=kind)
 
     # -- API tokens --------------------------------------------------------------------
 
