@@ -269,3 +269,74 @@ def test_processing_steps_are_listed_with_their_parameter_schemas(
     assert missing.status_code == 404 and "runyard register" in missing.json()["message"]
     wrong = client.get("/api/v1/processing-steps/transform", params={"version": "9"}, headers=read)
     assert wrong.status_code == 404 and "registered: 1.0.0" in wrong.json()["message"]
+
+
+def test_jobs_are_created_from_registered_processing_steps(
+    app: service.Runyard, client: httpx.Client
+) -> None:
+    example = pathlib.Path(__file__).resolve().parents[2] / "examples" / "etl" / "etl.py"
+    app.register_file(example)
+    write, read = bearer(app, tokens.Scope.WRITE), bearer(app, tokens.Scope.READ)
+
+    body = {
+        "processing": {"name": "etl"},
+        "name": "from the api",
+        "tags": ["api"],
+        "parameters": {"pipeline": {"region": "apac"}, "steps": {"transform": {"factor": 3}}},
+    }
+    assert client.post("/api/v1/jobs", json=body, headers=read).status_code == 403
+    made = client.post("/api/v1/jobs", json=body, headers=write)
+    assert made.status_code == 201, made.text
+    job = made.json()
+    assert (job["name"], job["tags"], job["run_count"], job["state"]) == (
+        "from the api",
+        ["api"],
+        1,
+        "QUEUED",
+    )
+    assert job["snapshot_id"] == app.registration("etl").snapshot_id
+    done = app.execute_job(job["id"])  # what an engine does with the queued run
+    assert done.state is states.JobState.SUCCESS
+    (run,) = app.list_runs(job["id"])
+    assert run.params["pipeline"]["region"] == "apac"
+    assert run.params["steps"]["transform"]["factor"] == 3
+
+    step_job = client.post(
+        "/api/v1/jobs",
+        json={
+            "processing": {"name": "extract", "version": "1.0.0"},
+            "grid": {"extract": {"rows": [1, 2]}},
+            "start": False,
+        },
+        headers=write,
+    )
+    assert step_job.status_code == 201, step_job.text
+    assert step_job.json()["state"] == "CREATED"
+    assert step_job.json()["run_count"] == 2 and step_job.json()["pipeline_name"] == "extract"
+    cannot = client.post("/api/v1/jobs", json={"processing": {"name": "transform"}}, headers=write)
+    assert cannot.status_code == 400 and "cannot run alone" in cannot.json()["message"]
+
+
+def test_bad_job_requests_are_refused_and_create_nothing(
+    app: service.Runyard, client: httpx.Client
+) -> None:
+    example = pathlib.Path(__file__).resolve().parents[2] / "examples" / "etl" / "etl.py"
+    app.register_file(example)
+    write = bearer(app, tokens.Scope.WRITE)
+
+    def post(body: dict) -> httpx.Response:
+        return client.post("/api/v1/jobs", json=body, headers=write)
+
+    bad_value = post({"processing": {"name": "etl"}, "grid": {"transform": {"factor": ["x"]}}})
+    assert bad_value.status_code == 422 and "factor" in bad_value.json()["message"]
+    unknown = post(
+        {"processing": {"name": "etl"}, "parameters": {"steps": {"transform": {"fctor": 2}}}}
+    )
+    assert unknown.status_code == 422 and "fctor" in unknown.json()["message"]
+    both = post({"processing": {"name": "etl"}, "grid": {}, "parameters": {}})
+    assert both.status_code == 400
+    missing = post({"processing": {"name": "nope"}})
+    assert missing.status_code == 404
+    extra = post({"processing": {"name": "etl"}, "colour": "red"})
+    assert extra.status_code == 422 and "colour" in extra.json()["message"]
+    assert app.list_jobs() == []

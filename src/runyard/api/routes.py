@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import fastapi
 
@@ -51,6 +51,57 @@ def list_jobs(
         items=[schemas.JobOut.of(s) for s in page],
         next_cursor=_encode(page[-1].job.created_at, page[-1].id) if more else None,
     )
+
+
+@router.post(
+    "/jobs",
+    dependencies=_WRITE,
+    response_model=schemas.JobOut,
+    status_code=201,
+    tags=["jobs"],
+)
+def create_job(ryard: Ryard, body: schemas.JobCreate) -> schemas.JobOut:
+    """Create a job of a registered pipeline or step (by name, and version when there are
+    several) over a grid or one set of parameters; queued at once unless ``start`` is
+    false. Bad parameters: 422 naming each."""
+    if body.grid is not None and body.parameters is not None:
+        raise errors.UsageError("Give grid or parameters, not both")
+    registration = ryard.registration(body.processing.name, body.processing.version)
+    grid = body.grid
+    if body.parameters is not None:
+        grid = _grid_of(registration, body.parameters)
+    summary = ryard.create_job_from(
+        registration.name,
+        registration.version,
+        start=body.start,
+        grid=grid,
+        grid_source="Parameters" if body.parameters is not None else "Grid",
+        name=body.name,
+        tags=body.tags,
+        max_parallel_runs=body.max_parallel_runs,
+        priority=body.priority,
+    )
+    return schemas.JobOut.of(summary)
+
+
+def _grid_of(registration: registry.Registration, values: dict[str, Any]) -> dict[str, Any]:
+    """One set of parameters as a grid of one run."""
+    if registration.kind is registry.Kind.STEP:
+        return {registration.name: {k: [v] for k, v in values.items()}}
+    unknown = sorted(set(values) - {"pipeline", "steps"})
+    if unknown:
+        raise errors.ParameterError(
+            f"parameters of pipeline {registration.name!r} take the keys pipeline and steps; "
+            f"got {', '.join(unknown)}"
+        )
+    grid: dict[str, Any] = {
+        "pipeline_parameters": {k: [v] for k, v in dict(values.get("pipeline") or {}).items()}
+    }
+    for step, given in dict(values.get("steps") or {}).items():
+        if not isinstance(given, dict):
+            raise errors.ParameterError(f"parameters.steps.{step} must be an object of values")
+        grid[step] = {k: [v] for k, v in given.items()}
+    return grid
 
 
 @router.get("/jobs/{job_id}", dependencies=_READ, response_model=schemas.JobOut, tags=["jobs"])

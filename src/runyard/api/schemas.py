@@ -11,10 +11,12 @@ from runyard.core import records, registry
 
 __all__ = [
     "ErrorOut",
+    "JobCreate",
     "JobOut",
     "JobPage",
     "LogLineOut",
     "LogPage",
+    "ProcessingRef",
     "ProcessingStepOut",
     "RunDetailOut",
     "RunOut",
@@ -194,3 +196,27 @@ class ProcessingStepOut(pydantic.BaseModel):
             snapshot_id=registration.snapshot_id,
             params_schema=registration.params_schema,
         )
+
+
+class ProcessingRef(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    name: str = pydantic.Field(min_length=1, max_length=200)
+    version: str | None = pydantic.Field(default=None, max_length=200)
+
+
+class JobCreate(pydantic.BaseModel):
+    """A job of a registered processing step: a grid (lists of values per parameter, as
+    in a ``.parameters.json`` file) or one set of ``parameters``, not both."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    processing: ProcessingRef
+    name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
+    tags: list[str] = pydantic.Field(default_factory=list, max_length=100)
+    grid: dict[str, Any] | None = None
+    # A pipeline's: {"pipeline": {...}, "steps": {"step": {...}}}; a step's: {"param": value}
+    parameters: dict[str, Any] | None = None
+    start: bool = True  # queue its runs now (an engine runs them)
+    max_parallel_runs: int | None = pydantic.Field(default=None, ge=1, le=100_000)
+    priority: int = pydantic.Field(default=0, ge=-1_000_000, le=1_000_000)

@@ -120,6 +120,7 @@ class Runyard:
         hooks: Iterable[hooks.Hook] = (),
         max_retained_runs: int | None = None,
         snapshot: bool = True,
+        snapshot_id: str | None = None,
     ) -> records.JobSummary:
         """Validate the grid, expand it, snapshot the pipeline's project, and store the job
         with its selected runs; with a ``trigger`` (at a time, on a cron schedule) every tick
@@ -129,7 +130,8 @@ class Runyard:
         holding ``runyard.toml`` or ``pyproject.toml``; every run of the job works in its
         own copy of the snapshot and loads the pipeline from it, whatever happens to the
         project afterwards. No snapshot is taken for a pipeline without a file (defined
-        interactively) or with ``snapshot=False``.
+        interactively) or with ``snapshot=False``; ``snapshot_id`` gives one taken before
+        (the pipeline's registration's).
 
         ``retry``, ``max_retained_runs`` (when given) replace the pipeline's defaults;
         ``hooks`` are added to the pipeline's.
@@ -166,7 +168,8 @@ class Runyard:
             )
         policy = retry if retry is not None else pipeline.retry
         reference = pipeline_ref if pipeline_ref is not None else loader.reference_of(pipeline)
-        snapshot_id = self._snapshot_for(reference).id if snapshot and reference else None
+        if snapshot_id is None and snapshot and reference:
+            snapshot_id = self._snapshot_for(reference).id
         now = self.clock()
         job = records.Job(
             id=new_id(),
@@ -258,6 +261,47 @@ class Runyard:
     ) -> list[registry.Registration]:
         """The registered processing steps (of one name), each version oldest first."""
         return self.store.registrations(name=name, kind=kind)
+
+    def load_registered(self, registration: registry.Registration) -> pipelines.PipelineDefinition:
+        """The registered pipeline (or step, as a one-step pipeline), loaded from its
+        snapshot's copy as its runs will load it. Raises ``LoadError`` when it no longer
+        loads or loads as another version (the environment changed)."""
+        reference = registration.reference
+        if registration.snapshot_id is not None and self.workdirs is not None:
+            snapshot = self.store.get_snapshot(registration.snapshot_id)
+            reference = self.workdirs.reference(snapshot, reference)
+            loader.use_source(str(self.workdirs.source(snapshot)))
+        pipeline = loader.load_pipeline(reference).pipeline
+        if pipeline.version != registration.version:
+            raise errors.LoadError(
+                f"{registration.kind} {registration.name!r} {registration.version} now loads as "
+                f"version {pipeline.version} from {registration.reference}; register it again"
+            )
+        return pipeline
+
+    def create_job_from(
+        self,
+        processing: str,
+        version: str | None = None,
+        *,
+        start: bool = False,
+        **options: Any,
+    ) -> records.JobSummary:
+        """A job of the registered processing step ``processing`` (at ``version``), run
+        against the snapshot it was registered with; ``options`` as for ``create_job``.
+        With ``start`` its runs are queued at once."""
+        registration = self.registration(processing, version)
+        pipeline = self.load_registered(registration)
+        summary = self.create_job(
+            pipeline,
+            pipeline_ref=registration.reference,
+            snapshot_id=registration.snapshot_id,
+            **options,
+        )
+        if start:
+            self.start_job(summary.id)
+            summary = self.get_job(summary.id)
+        return summary
 
     def registration(self, name: str, version: str | None = None) -> registry.Registration:
         """The processing step ``name`` at ``version``; raises ``NotFoundError`` (no such
