@@ -12,6 +12,7 @@
     ├── AuthError                     exit 2, HTTP 401   no API token, or one that is not valid
     │   └── ForbiddenError            HTTP 403           the token's scope does not allow it
     ├── OutsideStepError              exit 1, HTTP 500   a step-only call made outside a step
+    ├── ConflictError                 exit 2, HTTP 409   not now: the object's state forbids it
     ├── TransitionError               exit 1, HTTP 409   a state change the states table forbids
     └── StoreError                    exit 1, HTTP 503   the metadata store cannot be used
 
@@ -27,6 +28,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "AuthError",
+    "ConflictError",
     "DefinitionError",
     "ForbiddenError",
     "GridError",
@@ -105,6 +107,13 @@ class ForbiddenError(AuthError):
 
 class OutsideStepError(RunyardError):
     """This call only works inside a running step."""
+
+
+class ConflictError(RunyardError):
+    """That cannot be done while the object is in this state."""
+
+    exit_code = 2
+    http_status = 409
 
 
 class TransitionError(RunyardError):

@@ -340,3 +340,76 @@ def test_bad_job_requests_are_refused_and_create_nothing(
     extra = post({"processing": {"name": "etl"}, "colour": "red"})
     assert extra.status_code == 422 and "colour" in extra.json()["message"]
     assert app.list_jobs() == []
+
+
+def test_a_job_made_step_by_step_runs_and_is_deleted(
+    app: service.Runyard, client: httpx.Client, tmp_path: pathlib.Path
+) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "runyard.toml").write_text("")
+    (project / "adder.py").write_text(
+        "import runyard\n\n\n@runyard.step(version='1')\n"
+        "def add(*, x: int, y: int = 1) -> dict:\n    return {'sum': x + y}\n"
+    )
+    app.register_file(project / "adder.py")
+    write = bearer(app, tokens.Scope.WRITE)
+
+    def call(method: str, path: str, **kwargs: object) -> httpx.Response:
+        return client.request(method, f"/api/v1{path}", headers=write, **kwargs)
+
+    made = call("POST", "/jobs", json={"name": "adding", "tags": ["a"]})
+    assert made.status_code == 201
+    job = made.json()
+    assert (job["processing_state"], job["pipeline_name"]) == ("created", "")
+    not_ready = call("POST", f"/jobs/{job['id']}/start")
+    assert not_ready.status_code == 409 and "select a processing step" in not_ready.text
+
+    chosen = call("PUT", f"/jobs/{job['id']}/processing", json={"name": "add"}).json()
+    assert chosen["processing_state"] == "created"  # x has no default: not ready yet
+    bad = call("PUT", f"/jobs/{job['id']}/parameters", json={"parameters": {"x": "five"}})
+    assert bad.status_code == 422 and "x" in bad.json()["message"]
+    typo = call("PUT", f"/jobs/{job['id']}/parameters", json={"parameters": {"z": 1}})
+    assert typo.status_code == 422 and "'z'" in typo.json()["message"]
+    ready = call("PUT", f"/jobs/{job['id']}/parameters", json={"parameters": {"x": 5}}).json()
+    assert ready["processing_state"] == "ready_for_processing" and ready["run_count"] == 1
+    tagged = call("PUT", f"/jobs/{job['id']}/tags", json={"tags": ["b", "c"]}).json()
+    assert tagged["tags"] == ["b", "c"]
+    assert call("GET", f"/jobs/{job['id']}/result").status_code == 409
+
+    pending = call("POST", f"/jobs/{job['id']}/start").json()
+    assert pending["processing_state"] == "pending"
+    assert call("DELETE", f"/jobs/{job['id']}").status_code == 409  # queued: stop it first
+    again = call("PUT", f"/jobs/{job['id']}/parameters", json={"parameters": {"x": 6}})
+    assert again.status_code == 409
+    app.execute_job(job["id"])  # what an engine does
+    done = call("GET", f"/jobs/{job['id']}").json()
+    assert done["processing_state"] == "completed" and done["error_description"] is None
+    assert call("GET", f"/jobs/{job['id']}/result").json() == {"result": {"sum": 6}}
+
+    assert call("DELETE", f"/jobs/{job['id']}").status_code == 204
+    assert call("GET", f"/jobs/{job['id']}").status_code == 404
+    kinds = [e.kind for e in app.events(job_id=job["id"])]
+    assert kinds[0] == "job_created" and kinds[-1] == "job_deleted"
+
+
+def test_a_failed_job_says_why(
+    app: service.Runyard, client: httpx.Client, tmp_path: pathlib.Path
+) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "runyard.toml").write_text("")
+    (project / "boom.py").write_text(
+        "import runyard\n\n\n@runyard.step\ndef boom(*, x: int = 1) -> int:\n"
+        "    raise ValueError(f'x={x} is not welcome')\n"
+    )
+    app.register_file(project / "boom.py")
+    write = bearer(app, tokens.Scope.WRITE)
+    made = client.post(
+        "/api/v1/jobs", json={"processing": {"name": "boom"}, "parameters": {"x": 7}}, headers=write
+    ).json()
+    app.execute_job(made["id"])
+
+    failed = client.get(f"/api/v1/jobs/{made['id']}", headers=write).json()
+    assert failed["processing_state"] == "error"
+    assert "x=7 is not welcome" in failed["error_description"]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 import fastapi
+import pydantic_core
 
 from runyard import errors
 from runyard.api import auth, schemas
 from runyard.app import service
-from runyard.core import registry, states, tokens
+from runyard.core import records, registry, states, tokens
 
 __all__ = ["router"]
 
@@ -48,7 +49,7 @@ def list_jobs(
     page = found[:limit]
     more = len(found) > limit
     return schemas.JobPage(
-        items=[schemas.JobOut.of(s) for s in page],
+        items=[_job_out(ryard, s) for s in page],
         next_cursor=_encode(page[-1].job.created_at, page[-1].id) if more else None,
     )
 
@@ -63,51 +64,93 @@ def list_jobs(
 def create_job(ryard: Ryard, body: schemas.JobCreate) -> schemas.JobOut:
     """Create a job of a registered pipeline or step (by name, and version when there are
     several) over a grid or one set of parameters; queued at once unless ``start`` is
-    false. Bad parameters: 422 naming each."""
-    if body.grid is not None and body.parameters is not None:
-        raise errors.UsageError("Give grid or parameters, not both")
-    registration = ryard.registration(body.processing.name, body.processing.version)
-    grid = body.grid
-    if body.parameters is not None:
-        grid = _grid_of(registration, body.parameters)
+    false. Bad parameters: 422 naming each. Without ``processing``: an empty job, to
+    select its processing step and parameters later."""
+    if body.processing is None:
+        if body.grid is not None or body.parameters is not None:
+            raise errors.UsageError("An empty job takes no grid or parameters; select first")
+        return _job_out(ryard, ryard.create_empty_job(body.name or "job", tags=body.tags))
     summary = ryard.create_job_from(
-        registration.name,
-        registration.version,
+        body.processing.name,
+        body.processing.version,
         start=body.start,
-        grid=grid,
-        grid_source="Parameters" if body.parameters is not None else "Grid",
+        grid=body.grid,
+        parameters=body.parameters,
         name=body.name,
         tags=body.tags,
         max_parallel_runs=body.max_parallel_runs,
         priority=body.priority,
     )
-    return schemas.JobOut.of(summary)
+    return _job_out(ryard, summary)
 
 
-def _grid_of(registration: registry.Registration, values: dict[str, Any]) -> dict[str, Any]:
-    """One set of parameters as a grid of one run."""
-    if registration.kind is registry.Kind.STEP:
-        return {registration.name: {k: [v] for k, v in values.items()}}
-    unknown = sorted(set(values) - {"pipeline", "steps"})
-    if unknown:
-        raise errors.ParameterError(
-            f"parameters of pipeline {registration.name!r} take the keys pipeline and steps; "
-            f"got {', '.join(unknown)}"
-        )
-    grid: dict[str, Any] = {
-        "pipeline_parameters": {k: [v] for k, v in dict(values.get("pipeline") or {}).items()}
-    }
-    for step, given in dict(values.get("steps") or {}).items():
-        if not isinstance(given, dict):
-            raise errors.ParameterError(f"parameters.steps.{step} must be an object of values")
-        grid[step] = {k: [v] for k, v in given.items()}
-    return grid
+def _job_out(ryard: service.Runyard, summary: records.JobSummary) -> schemas.JobOut:
+    error = None
+    if summary.processing_state is states.ProcessingState.ERROR:
+        ended = [
+            r
+            for r in ryard.list_runs(summary.id)
+            if r.state is not states.RunState.SUCCESS and not r.retried_by
+        ]
+        error = next((r.reason for r in ended if r.reason), "a run did not succeed")
+    return schemas.JobOut.of(summary, error)
 
 
 @router.get("/jobs/{job_id}", dependencies=_READ, response_model=schemas.JobOut, tags=["jobs"])
 def get_job(ryard: Ryard, job_id: str) -> schemas.JobOut:
     """One job (by id or unique prefix) with its run counts."""
-    return schemas.JobOut.of(ryard.get_job(job_id))
+    return _job_out(ryard, ryard.get_job(job_id))
+
+
+@router.put(
+    "/jobs/{job_id}/processing", dependencies=_WRITE, response_model=schemas.JobOut, tags=["jobs"]
+)
+def select_processing(ryard: Ryard, job_id: str, body: schemas.ProcessingRef) -> schemas.JobOut:
+    """Choose a job's processing step (while it has not started)."""
+    return _job_out(ryard, ryard.select_processing(job_id, body.name, body.version))
+
+
+@router.put(
+    "/jobs/{job_id}/parameters", dependencies=_WRITE, response_model=schemas.JobOut, tags=["jobs"]
+)
+def configure(ryard: Ryard, job_id: str, body: schemas.ParametersIn) -> schemas.JobOut:
+    """Set a job's parameters (one set, or a grid) while it has not started; 422 naming
+    each bad value."""
+    return _job_out(ryard, ryard.configure_job(job_id, parameters=body.parameters, grid=body.grid))
+
+
+@router.put(
+    "/jobs/{job_id}/tags", dependencies=_WRITE, response_model=schemas.JobOut, tags=["jobs"]
+)
+def set_tags(ryard: Ryard, job_id: str, body: schemas.TagsIn) -> schemas.JobOut:
+    """Replace a job's tags."""
+    return _job_out(ryard, ryard.set_tags(job_id, body.tags))
+
+
+@router.post(
+    "/jobs/{job_id}/start", dependencies=_WRITE, response_model=schemas.JobOut, tags=["jobs"]
+)
+def start(ryard: Ryard, job_id: str) -> schemas.JobOut:
+    """Queue a ready job's runs for the engine; 409 when it is not ready."""
+    ryard.start_job(job_id)
+    return _job_out(ryard, ryard.get_job(job_id))
+
+
+@router.delete("/jobs/{job_id}", dependencies=_WRITE, status_code=204, tags=["jobs"])
+def delete_job(ryard: Ryard, job_id: str) -> fastapi.Response:
+    """Delete a job with its runs and files for good (its events stay); 409 while it
+    runs."""
+    ryard.delete_job(job_id)
+    return fastapi.Response(status_code=204)
+
+
+@router.get(
+    "/jobs/{job_id}/result", dependencies=_READ, response_model=schemas.ResultOut, tags=["jobs"]
+)
+def get_result(ryard: Ryard, job_id: str) -> schemas.ResultOut:
+    """A completed one-run job's result: what its last step returned; 409 before."""
+    value = ryard.result(job_id)
+    return schemas.ResultOut(result=pydantic_core.to_jsonable_python(value, fallback=repr))
 
 
 @router.post(

@@ -16,12 +16,15 @@ __all__ = [
     "JobPage",
     "LogLineOut",
     "LogPage",
+    "ParametersIn",
     "ProcessingRef",
     "ProcessingStepOut",
+    "ResultOut",
     "RunDetailOut",
     "RunOut",
     "StepRunOut",
     "StopOut",
+    "TagsIn",
 ]
 
 
@@ -35,9 +38,12 @@ class ErrorOut(pydantic.BaseModel):
 class JobOut(pydantic.BaseModel):
     id: str
     name: str
-    pipeline_name: str
+    pipeline_name: str  # "" until a processing step is selected
     pipeline_version: str
-    state: str
+    state: str  # CREATED, QUEUED, RUNNING, SUCCESS, FAILURE, KILLED
+    # created, ready_for_processing, pending, processing, completed, error
+    processing_state: str
+    error_description: str | None  # why it ended in error: its first failed run's reason
     tags: list[str]
     run_count: int
     run_counts: dict[str, int]
@@ -49,7 +55,7 @@ class JobOut(pydantic.BaseModel):
     grid: dict[str, Any]
 
     @classmethod
-    def of(cls, summary: records.JobSummary) -> JobOut:
+    def of(cls, summary: records.JobSummary, error: str | None = None) -> JobOut:
         job = summary.job
         return cls(
             id=job.id,
@@ -57,6 +63,8 @@ class JobOut(pydantic.BaseModel):
             pipeline_name=job.pipeline_name,
             pipeline_version=job.pipeline_version,
             state=str(summary.state),
+            processing_state=str(summary.processing_state),
+            error_description=error,
             tags=list(job.tags),
             run_count=job.run_count,
             run_counts={str(k): v for k, v in sorted(summary.counts.items()) if v},
@@ -211,7 +219,7 @@ class JobCreate(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(extra="forbid")
 
-    processing: ProcessingRef
+    processing: ProcessingRef | None = None  # None: an empty job, configured later
     name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
     tags: list[str] = pydantic.Field(default_factory=list, max_length=100)
     grid: dict[str, Any] | None = None
@@ -220,3 +228,22 @@ class JobCreate(pydantic.BaseModel):
     start: bool = True  # queue its runs now (an engine runs them)
     max_parallel_runs: int | None = pydantic.Field(default=None, ge=1, le=100_000)
     priority: int = pydantic.Field(default=0, ge=-1_000_000, le=1_000_000)
+
+
+class ParametersIn(pydantic.BaseModel):
+    """One set of parameters or a grid, not both."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    parameters: dict[str, Any] | None = None
+    grid: dict[str, Any] | None = None
+
+
+class TagsIn(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    tags: list[str] = pydantic.Field(max_length=100)
+
+
+class ResultOut(pydantic.BaseModel):
+    result: Any  # what the job's step returned, as JSON

@@ -150,12 +150,7 @@ class Runyard:
                 raise errors.UsageError(
                     f"Tag limit {tag}={most} is not valid; give 1 or more runs at once"
                 )
-        tags = tuple(dict.fromkeys([*tags, *tag_limits]))
-        for tag in tags:
-            if not tag or len(tag) > 200 or tag != tag.strip():
-                raise errors.UsageError(
-                    f"Tag {tag!r} is not valid; use 1-200 characters without surrounding spaces"
-                )
+        tags = _checked_tags([*tags, *tag_limits])
         parallel = max_parallel_runs if max_parallel_runs is not None else os.cpu_count() or 1
         if parallel < 1:
             raise errors.UsageError(f"max_parallel_runs={parallel} is not valid; give 1 or more")
@@ -285,13 +280,20 @@ class Runyard:
         version: str | None = None,
         *,
         start: bool = False,
+        parameters: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> records.JobSummary:
         """A job of the registered processing step ``processing`` (at ``version``), run
-        against the snapshot it was registered with; ``options`` as for ``create_job``.
-        With ``start`` its runs are queued at once."""
+        against the snapshot it was registered with; ``options`` as for ``create_job``,
+        ``parameters`` one set of values instead of a grid (see ``configure_job``). With
+        ``start`` its runs are queued at once."""
         registration = self.registration(processing, version)
         pipeline = self.load_registered(registration)
+        if parameters is not None:
+            if options.get("grid") is not None:
+                raise errors.UsageError("Give grid or parameters, not both")
+            options["grid"] = grid_mod.grid_of_one(pipeline, parameters)
+            options.setdefault("grid_source", "Parameters")
         summary = self.create_job(
             pipeline,
             pipeline_ref=registration.reference,
@@ -307,6 +309,124 @@ class Runyard:
         """The processing step ``name`` at ``version``; raises ``NotFoundError`` (no such
         name or version) or ``UsageError`` (no version given and there are several)."""
         return registry.pick(name, version, self.store.registrations(name=name))
+
+    # -- jobs made step by step (seed 004): empty, then a processing step, then parameters
+
+    def create_empty_job(self, name: str, *, tags: Iterable[str] = ()) -> records.JobSummary:
+        """A job with no processing step yet (``processing_state`` created)."""
+        if not name.strip() or len(name) > 200:
+            raise errors.UsageError(f"Job name {name!r} is not valid; give 1-200 characters")
+        job = records.Job(
+            id=new_id(),
+            name=name,
+            pipeline_name="",
+            pipeline_version="",
+            pipeline_ref="",
+            grid={},
+            deselected=(),
+            tags=_checked_tags(tags),
+            max_parallel_runs=os.cpu_count() or 1,
+            run_count=0,
+            created_at=self.clock(),
+        )
+        self.store.create_job(job, [])
+        return self.store.job_summary(job.id)
+
+    def select_processing(
+        self, job_id: str, processing: str, version: str | None = None
+    ) -> records.JobSummary:
+        """Give a job not started yet the registered processing step ``processing``; with
+        its defaults it is ready for processing unless a parameter has none.
+
+        Raises ``NotFoundError``/``UsageError`` (see ``registration``), ``ConflictError``
+        when the job has started.
+        """
+        job = self.store.get_job(job_id)
+        registration = self.registration(processing, version)
+        pipeline = self.load_registered(registration)
+        chosen = job.evolve(
+            pipeline_name=pipeline.name,
+            pipeline_version=pipeline.version,
+            pipeline_ref=registration.reference,
+            snapshot_id=registration.snapshot_id,
+        )
+        try:
+            return self._configure(chosen, pipeline, None, "Defaults")
+        except (errors.ParameterError, errors.GridError):
+            # A parameter without a default: chosen, but not ready until configured.
+            return self._configure(chosen, pipeline, None, "Defaults", runs=False)
+
+    def configure_job(
+        self,
+        job_id: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        grid: Mapping[str, Any] | None = None,
+    ) -> records.JobSummary:
+        """Set the parameters of a job not started yet: one set (``{"name": value}`` for a
+        step, ``{"pipeline": {...}, "steps": {...}}`` for a pipeline) or a grid. Raises
+        ``ParameterError``/``GridError`` naming each bad value (nothing changes),
+        ``UsageError`` when no processing step was chosen, ``ConflictError`` once started."""
+        job = self.store.get_job(job_id)
+        if not job.pipeline_name:
+            raise errors.UsageError(
+                f"Job {job.id} has no processing step yet; select one before configuring it"
+            )
+        if (parameters is None) == (grid is None):
+            raise errors.UsageError("Give parameters or a grid (one of them)")
+        pipeline = self.load_pipeline(job)
+        if parameters is not None:
+            grid = grid_mod.grid_of_one(pipeline, parameters)
+        return self._configure(job, pipeline, grid, "Parameters")
+
+    def _configure(
+        self,
+        job: records.Job,
+        pipeline: pipelines.PipelineDefinition,
+        grid: Mapping[str, Any] | None,
+        source: str,
+        *,
+        runs: bool = True,
+    ) -> records.JobSummary:
+        made: list[records.Run] = []
+        grid_json: Mapping[str, Any] = {}
+        if runs:
+            checked = grid_mod.parse_grid(pipeline, grid, source=source)
+            now = self.clock()
+            made = [
+                records.Run(
+                    id=new_id(),
+                    job_id=job.id,
+                    index=index,
+                    params=params,
+                    state=states.RunState.CREATED,
+                    created_at=now,
+                )
+                for index, params in grid_mod.select_runs(
+                    checked.expand(pipeline), [], size=checked.size
+                )
+            ]
+            grid_json = checked.to_json()
+        changed = job.evolve(grid=grid_json, deselected=(), run_count=len(made))
+        self.store.reconfigure_job(changed, made, at=self.clock())
+        return self.store.job_summary(job.id)
+
+    def set_tags(self, job_id: str, tags: Iterable[str]) -> records.JobSummary:
+        """Replace a job's tags."""
+        job = self.store.get_job(job_id)
+        self.store.set_tags(job.id, _checked_tags(tags), at=self.clock())
+        return self.store.job_summary(job.id)
+
+    def delete_job(self, job_id: str) -> int:
+        """Delete a job with its runs, their records and files (its events stay); returns
+        how many runs went. Raises ``ConflictError`` while it runs."""
+        job = self.store.get_job(job_id)
+        deleted = self.store.delete_job(job.id, at=self.clock())
+        if deleted.run_ids:
+            self.artifacts.discard(deleted.run_ids, deleted.uris, ())
+            if self.workdirs is not None:
+                self.workdirs.discard(deleted.run_ids)
+        return len(deleted.run_ids)
 
     def grid_for(
         self, loaded: loader.LoadedPipeline, grid_file: pathlib.Path | None
@@ -403,8 +523,21 @@ class Runyard:
     # -- executing ---------------------------------------------------------------------
 
     def start_job(self, job_id: str) -> int:
-        """Queue a job's CREATED runs; returns how many were queued."""
-        return self.store.queue_runs(self.store.get_job(job_id).id, at=self.clock())
+        """Queue a job's CREATED runs; returns how many were queued. Raises
+        ``ConflictError`` for a job with no processing step or with parameters missing."""
+        job = self.store.get_job(job_id)
+        if not job.pipeline_name or (
+            job.run_count == 0 and self.store.get_schedule(job.id) is None
+        ):
+            raise errors.ConflictError(
+                f"Job {job.id} is not ready for processing: "
+                + (
+                    "select a processing step"
+                    if not job.pipeline_name
+                    else "configure its parameters"
+                )
+            )
+        return self.store.queue_runs(job.id, at=self.clock())
 
     def execute_job(
         self,
@@ -526,6 +659,29 @@ class Runyard:
 
     def artifacts_of(self, run_id: str) -> list[records.Artifact]:
         return self.store.list_artifacts(self.store.get_run(run_id).id)
+
+    def result(self, job_id: str) -> Any:
+        """A completed job's result: what the last step of its one run returned (a dict by
+        output name when it has several). Raises ``ConflictError`` for a job that has not
+        completed or has several runs (read each run's outputs then)."""
+        summary = self.get_job(job_id)
+        if summary.processing_state is not states.ProcessingState.COMPLETED:
+            raise errors.ConflictError(
+                f"Job {summary.id} is {summary.processing_state}, not completed: it has no "
+                "result yet"
+            )
+        runs = [r for r in self.list_runs(summary.id) if not r.retried_by]
+        if len(runs) != 1:
+            raise errors.ConflictError(
+                f"Job {summary.id} has {len(runs)} runs; its result is each run's outputs "
+                "(GET /api/v1/runs/{id}/outputs)"
+            )
+        stored = self.artifacts_of(runs[0].id)
+        last = stored[-1].step_name if stored else None
+        values = {a.output_name: self.artifacts.get(a.uri) for a in stored if a.step_name == last}
+        if not values:
+            return None
+        return next(iter(values.values())) if len(values) == 1 else values
 
     def output(self, run_id: str, step: str, output: str | None = None) -> Any:
         """The stored value of ``step``'s output in run ``run_id``.
@@ -773,3 +929,14 @@ def create_job(
         return summary
     finally:
         app.close()
+
+
+def _checked_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Tags in order, without repeats; raises ``UsageError`` for an empty or long one."""
+    out = tuple(dict.fromkeys(tags))
+    for tag in out:
+        if not tag or len(tag) > 200 or tag != tag.strip():
+            raise errors.UsageError(
+                f"Tag {tag!r} is not valid; use 1-200 characters without surrounding spaces"
+            )
+    return out

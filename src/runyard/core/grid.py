@@ -26,6 +26,7 @@ __all__ = [
     "PIPELINE_KEY",
     "Deselection",
     "Grid",
+    "grid_of_one",
     "parse_grid",
     "select_runs",
 ]
@@ -223,3 +224,34 @@ def _json(value: Any) -> str:
         return json.dumps(value)
     except TypeError:
         return repr(value)
+
+
+def grid_of_one(
+    pipeline: pipelines.PipelineDefinition, parameters: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The grid of one run with ``parameters``: ``{"pipeline": {...}, "steps": {"step":
+    {...}}}``, or, for a step run alone, that step's ``{"name": value}``.
+
+    Raises ``ParameterError`` for a structure that is neither (values are checked when the
+    grid is parsed).
+    """
+    nodes = list(pipeline.nodes)
+    alone = len(nodes) == 1 and nodes[0] == pipeline.name and not len(pipeline.params)
+    if alone and not set(parameters) <= {"pipeline", "steps"}:
+        return {nodes[0]: {k: [v] for k, v in parameters.items()}}
+    unknown = sorted(set(parameters) - {"pipeline", "steps"})
+    if unknown:
+        raise errors.ParameterError(
+            f"Parameters of pipeline {pipeline.name!r} take the keys pipeline and steps "
+            f'({{"pipeline": {{...}}, "steps": {{"step": {{...}}}}}}); got {", ".join(unknown)}'
+        )
+    out: dict[str, Any] = {
+        PIPELINE_KEY: {k: [v] for k, v in dict(parameters.get("pipeline") or {}).items()}
+    }
+    for step, given in dict(parameters.get("steps") or {}).items():
+        if not isinstance(given, Mapping):
+            raise errors.ParameterError(
+                f"Parameters of step {step!r} must be an object of values; got {given!r}"
+            )
+        out[step] = {k: [v] for k, v in given.items()}
+    return out

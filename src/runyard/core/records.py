@@ -135,6 +135,14 @@ class JobSummary(_Record):
     def done(self) -> int:
         return sum(self.counts.get(s, 0) for s in states.FINISHED_RUN_STATES)
 
+    @property
+    def processing_state(self) -> states.ProcessingState:
+        return states.processing_state(
+            has_processing=bool(self.job.pipeline_name),
+            state=self.state,
+            runs=sum(self.counts.values()),
+        )
+
     def to_json(self) -> dict[str, Any]:
         out = self.job.to_json()
         out["state"] = str(self.state)

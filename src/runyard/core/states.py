@@ -19,11 +19,13 @@ __all__ = [
     "STEP_TRANSITIONS",
     "JobState",
     "NoticeState",
+    "ProcessingState",
     "RunState",
     "StepState",
     "check_run_transition",
     "check_step_transition",
     "job_state",
+    "processing_state",
 ]
 
 
@@ -123,3 +125,28 @@ def job_state(counts: Mapping[RunState, int]) -> JobState:
     if counts.get(_R.KILLED, 0):
         return JobState.KILLED
     return JobState.SUCCESS
+
+
+class ProcessingState(enum.StrEnum):
+    """A job's state in the words of a single-processing-step job's life (seed 004),
+    derived from whether it has a processing step and from its state."""
+
+    CREATED = "created"  # no processing step chosen yet, or parameters still missing
+    READY_FOR_PROCESSING = "ready_for_processing"  # configured: it can be started
+    PENDING = "pending"  # started: its runs wait for a worker
+    PROCESSING = "processing"  # a run has started
+    COMPLETED = "completed"  # every run succeeded
+    ERROR = "error"  # it ended and a run failed or was killed
+
+
+def processing_state(*, has_processing: bool, state: JobState, runs: int) -> ProcessingState:
+    if not has_processing or (state is JobState.CREATED and runs == 0):
+        return ProcessingState.CREATED
+    return {
+        JobState.CREATED: ProcessingState.READY_FOR_PROCESSING,
+        JobState.QUEUED: ProcessingState.PENDING,
+        JobState.RUNNING: ProcessingState.PROCESSING,
+        JobState.SUCCESS: ProcessingState.COMPLETED,
+        JobState.FAILURE: ProcessingState.ERROR,
+        JobState.KILLED: ProcessingState.ERROR,
+    }[state]

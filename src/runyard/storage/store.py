@@ -21,6 +21,7 @@ from runyard.core import hooks, records, registry, retries, schedules, snapshots
 from runyard.storage import endings, leases, migrate, notices, retention, scheduling, schema
 from runyard.storage import engine as engines
 from runyard.storage import events as events_mod
+from runyard.storage import jobs as jobs_sql
 from runyard.storage import registry as registry_sql
 from runyard.storage import tokens as tokens_sql
 
@@ -185,6 +186,24 @@ class Store:
                     "message": f"{len(runs)} run(s) of pipeline {job.pipeline_name}",
                 },
             )
+
+    def reconfigure_job(
+        self, job: records.Job, runs: Sequence[records.Run], *, at: dt.datetime
+    ) -> None:
+        """Replace a stored job's processing, grid and runs while none of its runs has been
+        queued; raises ``ConflictError`` afterwards."""
+        with self._write() as conn:
+            jobs_sql.reconfigure(conn, job, runs, at=at)
+
+    def set_tags(self, job_id: str, tags: Sequence[str], *, at: dt.datetime) -> None:
+        with self._write() as conn:
+            jobs_sql.set_tags(conn, job_id, tags, at=at)
+
+    def delete_job(self, job_id: str, *, at: dt.datetime) -> jobs_sql.Deleted:
+        """Delete a job and all its runs' records (its events stay); raises
+        ``ConflictError`` while it runs. The artifact files are the caller's to delete."""
+        with self._write() as conn:
+            return jobs_sql.delete(conn, job_id, at=at)
 
     def get_job(self, job_id: str) -> records.Job:
         """The job whose id is ``job_id`` or starts with it.
