@@ -48,9 +48,11 @@ async def events(
     run_id: Annotated[str | None, fastapi.Query(max_length=64)] = None,
     last_event_id: Annotated[int | None, fastapi.Header(ge=0)] = None,
     after: Annotated[int | None, fastapi.Query(ge=0)] = None,
+    keepalive: Annotated[float | None, fastapi.Query(ge=0.5, le=300)] = None,
 ) -> fastapi.responses.StreamingResponse:
     """State changes as they are written, optionally of one job or run, from after
-    ``Last-Event-ID`` (or ``after``; default: from now on)."""
+    ``Last-Event-ID`` (or ``after``; default: from now on); a comment every ``keepalive``
+    seconds of quiet (default 15)."""
     ryard: service.Runyard = request.app.state.runyard
     if job_id is not None:
         job_id = (await run_in_threadpool(ryard.get_job, job_id)).id  # 404 for a wrong id
@@ -60,7 +62,14 @@ async def events(
     if start is None:
         latest = await run_in_threadpool(ryard.store.last_event_id)
         start = latest or 0
-    stream = _stream(request, ryard, start, job_id=job_id, run_id=run_id)
+    stream = _stream(
+        request,
+        ryard,
+        start,
+        job_id=job_id,
+        run_id=run_id,
+        keepalive=keepalive or request.app.state.keepalive,
+    )
     return fastapi.responses.StreamingResponse(
         stream,
         media_type="text/event-stream",
@@ -75,8 +84,8 @@ async def _stream(
     *,
     job_id: str | None,
     run_id: str | None,
+    keepalive: float,
 ) -> AsyncIterator[str]:
-    keepalive: float = request.app.state.keepalive
     last = start
     gaps: dict[int, float] = {}  # id skipped over -> until when to look for it
     quiet_since = time.monotonic()
