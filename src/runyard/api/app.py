@@ -5,6 +5,8 @@ from __future__ import annotations
 import fastapi
 import fastapi.exceptions
 import fastapi.responses
+import starlette.exceptions
+import starlette.routing
 
 import runyard
 from runyard import errors
@@ -53,6 +55,21 @@ def create_app(
             {"error": "ValidationError", "message": problems}, status_code=422
         )
 
+    @api.exception_handler(starlette.exceptions.HTTPException)
+    def _http_error(
+        request: fastapi.Request, exc: starlette.exceptions.HTTPException
+    ) -> fastapi.Response:
+        # Routing's own errors (no such path: 404, a method the path lacks: 405) as JSON too.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_methods_of(api, request.url.path))
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return fastapi.responses.JSONResponse(
+            {"error": "HTTPError", "message": message},
+            status_code=exc.status_code,
+            headers=headers,
+        )
+
     @api.get("/api/v1/health", tags=["health"])
     def health() -> dict[str, str]:
         """Whether the server is up; needs no token."""
@@ -61,3 +78,12 @@ def create_app(
     api.include_router(routes.router)
     api.include_router(events.router)
     return api
+
+
+def _methods_of(api: fastapi.FastAPI, path: str) -> list[str]:
+    """Every method some route of ``api`` answers at ``path``."""
+    methods: set[str] = set()
+    for route in api.routes:
+        if isinstance(route, starlette.routing.Route) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    return sorted(methods)

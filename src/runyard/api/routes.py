@@ -19,7 +19,7 @@ __all__ = ["router"]
 _READ = [fastapi.Depends(auth.require(tokens.Scope.READ))]
 _WRITE = [fastapi.Depends(auth.require(tokens.Scope.WRITE))]
 _ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": schemas.ErrorOut} for code in (400, 401, 403, 404, 422, 503)
+    code: {"model": schemas.ErrorOut} for code in (400, 401, 403, 404, 409, 422, 503)
 }
 
 router = fastapi.APIRouter(prefix="/api/v1", responses=_ERRORS)

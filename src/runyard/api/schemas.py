@@ -207,7 +207,7 @@ class ProcessingStepOut(pydantic.BaseModel):
 
 
 class ProcessingRef(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
     name: str = pydantic.Field(min_length=1, max_length=200)
     version: str | None = pydantic.Field(default=None, max_length=200)
@@ -217,7 +217,7 @@ class JobCreate(pydantic.BaseModel):
     """A job of a registered processing step: a grid (lists of values per parameter, as
     in a ``.parameters.json`` file) or one set of ``parameters``, not both."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
     processing: ProcessingRef | None = None  # None: an empty job, configured later
     name: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
@@ -233,14 +233,14 @@ class JobCreate(pydantic.BaseModel):
 class ParametersIn(pydantic.BaseModel):
     """One set of parameters or a grid, not both."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
     parameters: dict[str, Any] | None = None
     grid: dict[str, Any] | None = None
 
 
 class TagsIn(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
     tags: list[str] = pydantic.Field(max_length=100)
 
