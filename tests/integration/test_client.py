@@ -93,3 +93,24 @@ def test_server_errors_are_raised_with_their_message(client: Client) -> None:
     with pytest.raises(ClientError) as unknown:
         Job(client).create(name="x").select_processing(function_name="subtract")
     assert unknown.value.status == 404
+
+
+def test_a_batch_creates_many_jobs_in_one_request_all_or_none(
+    client: Client, app: service.Runyard
+) -> None:
+    ids = client.create_jobs(
+        [
+            {"processing": {"name": "add"}, "parameters": {"x": i}, "tags": ["batch"]}
+            for i in range(300)
+        ]
+    )
+    assert len(ids) == 300 and len(set(ids)) == 300
+    assert Job(client, ids[7]).state == "pending"  # started: queued for an engine
+    assert app.list_runs(ids[7])[0].params["steps"]["add"]["x"] == 7
+
+    bad = [{"processing": {"name": "add"}, "parameters": {"x": 1}}] * 5
+    bad[3] = {"processing": {"name": "add"}, "parameters": {"x": "three"}}
+    with pytest.raises(ClientError) as refused:
+        client.create_jobs(bad)
+    assert refused.value.status == 422 and refused.value.message.startswith("Job 3 of the batch")
+    assert len(app.list_jobs(limit=1000)) == 300

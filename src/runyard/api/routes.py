@@ -84,6 +84,27 @@ def create_job(ryard: Ryard, body: schemas.JobCreate) -> schemas.JobOut:
     return _job_out(ryard, summary)
 
 
+@router.post(
+    "/jobs/batch",
+    dependencies=_WRITE,
+    response_model=schemas.JobIds,
+    status_code=201,
+    tags=["jobs"],
+)
+def create_jobs(ryard: Ryard, body: schemas.JobBatch) -> schemas.JobIds:
+    """Create many jobs in one request (each as ``POST /jobs`` takes it, with a
+    ``processing``), all or none: an error names the job by its position."""
+    specs = []
+    for position, job in enumerate(body.jobs):
+        if job.processing is None:
+            raise errors.UsageError(f"Job {position} of the batch has no processing step")
+        spec = job.model_dump(exclude_none=True, exclude={"processing"})
+        spec["processing"] = job.processing.name
+        spec["version"] = job.processing.version
+        specs.append(spec)
+    return schemas.JobIds(ids=ryard.create_jobs_from(specs))
+
+
 def _job_out(ryard: service.Runyard, summary: records.JobSummary) -> schemas.JobOut:
     error = None
     if summary.processing_state is states.ProcessingState.ERROR:

@@ -11,7 +11,9 @@ from runyard.core import records, registry
 
 __all__ = [
     "ErrorOut",
+    "JobBatch",
     "JobCreate",
+    "JobIds",
     "JobOut",
     "JobPage",
     "LogLineOut",
@@ -247,3 +249,15 @@ class TagsIn(pydantic.BaseModel):
 
 class ResultOut(pydantic.BaseModel):
     result: Any  # what the job's step returned, as JSON
+
+
+class JobBatch(pydantic.BaseModel):
+    """Many jobs in one request, all or none."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    jobs: list[JobCreate] = pydantic.Field(min_length=1, max_length=100_000)
+
+
+class JobIds(pydantic.BaseModel):
+    ids: list[str]  # the new jobs, in the order given

@@ -6,6 +6,7 @@ Python API (and later the REST API and UI) call it; none of them touch SQL or pr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import pathlib
@@ -47,6 +48,17 @@ def _utcnow() -> dt.datetime:
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Planned:
+    """A job checked and ready to store, with its runs (or, scheduled, its run template)."""
+
+    job: records.Job
+    runs: list[records.Run]
+    trigger: schedules.Trigger | None
+    first_fire: dt.datetime | None
+    tag_limits: dict[str, int]
 
 
 class Runyard:
@@ -139,6 +151,54 @@ class Runyard:
         Every value is checked against its parameter's type first; on any error
         (``GridError``, ``ParameterError``) nothing is stored.
         """
+        planned = self._plan_job(
+            pipeline,
+            grid=grid,
+            grid_source=grid_source,
+            name=name,
+            tags=tags,
+            deselect=deselect,
+            max_parallel_runs=max_parallel_runs,
+            allow_large_grid=allow_large_grid,
+            pipeline_ref=pipeline_ref,
+            run_timeout=run_timeout,
+            memory_limit_mb=memory_limit_mb,
+            priority=priority,
+            trigger=trigger,
+            tag_limits=tag_limits,
+            retry=retry,
+            hooks=hooks,
+            max_retained_runs=max_retained_runs,
+            snapshot=snapshot,
+            snapshot_id=snapshot_id,
+        )
+        self._store_planned([planned])
+        return self.store.job_summary(planned.job.id)
+
+    def _plan_job(
+        self,
+        pipeline: pipelines.PipelineDefinition,
+        *,
+        grid: Mapping[str, Any] | None = None,
+        grid_source: str = "Grid",
+        name: str | None = None,
+        tags: Iterable[str] = (),
+        deselect: Iterable[grid_mod.Deselection] = (),
+        max_parallel_runs: int | None = None,
+        allow_large_grid: bool = False,
+        pipeline_ref: str | None = None,
+        run_timeout: float | None = None,
+        memory_limit_mb: int | None = None,
+        priority: int = 0,
+        trigger: schedules.Trigger | None = None,
+        tag_limits: Mapping[str, int] | None = None,
+        retry: retries.RetryPolicy | None = None,
+        hooks: Iterable[hooks.Hook] = (),
+        max_retained_runs: int | None = None,
+        snapshot: bool = True,
+        snapshot_id: str | None = None,
+    ) -> _Planned:
+        """The job and runs ``create_job`` stores, checked; nothing stored but a snapshot."""
         checked = grid_mod.parse_grid(
             pipeline, grid, source=grid_source, allow_large=allow_large_grid
         )
@@ -202,13 +262,20 @@ class Runyard:
             )
             for index, params in selected
         ]
-        for tag, most in tag_limits.items():
-            self.store.set_tag_limit(tag, most)
+        first_fire = None
         if trigger is not None and trigger.kind != "now":
-            self.store.create_job(job, runs, trigger=trigger, first_fire=trigger.first_fire(now))
+            first_fire = trigger.first_fire(now)
         else:
-            self.store.create_job(job, runs)
-        return self.store.job_summary(job.id)
+            trigger = None
+        return _Planned(job, runs, trigger, first_fire, dict(tag_limits))
+
+    def _store_planned(self, planned: Sequence[_Planned]) -> None:
+        for plan in planned:
+            for tag, most in plan.tag_limits.items():
+                self.store.set_tag_limit(tag, most)
+        self.store.create_jobs(
+            [(plan.job, plan.runs, plan.trigger, plan.first_fire) for plan in planned]
+        )
 
     def _snapshot_for(self, reference: str) -> snapshots.Snapshot:
         """A snapshot of the project of the pipeline file ``reference`` names, with the file's
@@ -304,6 +371,48 @@ class Runyard:
             self.start_job(summary.id)
             summary = self.get_job(summary.id)
         return summary
+
+    def create_jobs_from(self, specs: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Many jobs of registered processing steps at once, all or none: each spec holds
+        ``processing`` (a name), and optionally ``version``, ``start``, ``parameters`` and
+        the options of ``create_job``. Every spec is checked before any job is stored;
+        an error names the spec by its position. Returns the new jobs' ids, in order."""
+        loaded: dict[tuple[str, str | None], tuple[registry.Registration, Any]] = {}
+        planned: list[tuple[_Planned, bool]] = []
+        for position, given in enumerate(specs):
+            spec = dict(given)
+            try:
+                key = (str(spec.pop("processing")), spec.pop("version", None))
+                if key not in loaded:
+                    registration = self.registration(*key)
+                    loaded[key] = (registration, self.load_registered(registration))
+                registration, pipeline = loaded[key]
+                start = bool(spec.pop("start", False))
+                parameters = spec.pop("parameters", None)
+                if parameters is not None:
+                    if spec.get("grid") is not None:
+                        raise errors.UsageError("Give grid or parameters, not both")
+                    spec["grid"] = grid_mod.grid_of_one(pipeline, parameters)
+                    spec.setdefault("grid_source", "Parameters")
+                plan = self._plan_job(
+                    pipeline,
+                    pipeline_ref=registration.reference,
+                    snapshot_id=registration.snapshot_id,
+                    **spec,
+                )
+            except errors.RunyardError as exc:
+                raise type(exc)(f"Job {position} of the batch: {exc.message}") from exc
+            except (KeyError, TypeError) as exc:
+                raise errors.UsageError(
+                    f"Job {position} of the batch is not valid ({exc}); give processing and "
+                    "the options of a job"
+                ) from exc
+            planned.append((plan, start))
+        self._store_planned([plan for plan, _ in planned])
+        for plan, start in planned:
+            if start and plan.runs:
+                self.store.queue_runs(plan.job.id, at=self.clock())
+        return [plan.job.id for plan, _ in planned]
 
     def registration(self, name: str, version: str | None = None) -> registry.Registration:
         """The processing step ``name`` at ``version``; raises ``NotFoundError`` (no such

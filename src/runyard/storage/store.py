@@ -128,64 +128,87 @@ class Store:
     ) -> None:
         """Store a job, its tags and its runs in one transaction, in batches. With a
         ``trigger`` the runs are the template each tick copies: none is stored yet."""
-        with self._write() as conn:
-            conn.execute(
-                schema.jobs.insert(),
-                {
-                    "id": job.id,
-                    "name": job.name,
-                    "pipeline_name": job.pipeline_name,
-                    "pipeline_version": job.pipeline_version,
-                    "pipeline_ref": job.pipeline_ref,
-                    "grid": dict(job.grid),
-                    "deselected": list(job.deselected),
-                    "max_parallel_runs": job.max_parallel_runs,
-                    "run_count": job.run_count,
-                    "run_timeout": job.run_timeout,
-                    "memory_limit_mb": job.memory_limit_mb,
-                    "created_at": job.created_at,
-                    "retry_policy": job.retry.to_json() if job.retry else None,
-                    "hooks": [h.to_json() for h in job.hooks] or None,
-                    "max_retained_runs": job.max_retained_runs,
-                    "snapshot_id": job.snapshot_id,
-                    "run_template": (
-                        [[r.index, r.params, r.priority] for r in runs] if trigger else None
-                    ),
-                },
-            )
-            if trigger is not None:
-                conn.execute(
-                    schema.schedules.insert(),
-                    scheduling.trigger_row(job.id, trigger, first_fire),
-                )
-                runs = []
-            if job.tags:
-                conn.execute(
-                    schema.job_tags.insert(), [{"job_id": job.id, "tag": t} for t in job.tags]
-                )
-            rows = [
-                {
-                    "id": r.id,
-                    "job_id": r.job_id,
-                    "idx": r.index,
-                    "params": r.params,
-                    "state": r.state.value,
-                    "created_at": r.created_at,
-                    "priority": r.priority,
-                }
-                for r in runs
+        self.create_jobs([(job, runs, trigger, first_fire)])
+
+    def create_jobs(
+        self,
+        jobs: Sequence[
+            tuple[
+                records.Job,
+                Sequence[records.Run],
+                schedules.Trigger | None,
+                dt.datetime | None,
             ]
-            for start in range(0, len(rows), 5000):
-                conn.execute(schema.runs.insert(), rows[start : start + 5000])
+        ],
+    ) -> None:
+        """Store several jobs as ``create_job`` does, all in one transaction: all or none."""
+        with self._write() as conn:
+            for job, runs, trigger, first_fire in jobs:
+                self._insert_job(conn, job, runs, trigger, first_fire)
+
+    def _insert_job(
+        self,
+        conn: sa.Connection,
+        job: records.Job,
+        runs: Sequence[records.Run],
+        trigger: schedules.Trigger | None,
+        first_fire: dt.datetime | None,
+    ) -> None:
+        conn.execute(
+            schema.jobs.insert(),
+            {
+                "id": job.id,
+                "name": job.name,
+                "pipeline_name": job.pipeline_name,
+                "pipeline_version": job.pipeline_version,
+                "pipeline_ref": job.pipeline_ref,
+                "grid": dict(job.grid),
+                "deselected": list(job.deselected),
+                "max_parallel_runs": job.max_parallel_runs,
+                "run_count": job.run_count,
+                "run_timeout": job.run_timeout,
+                "memory_limit_mb": job.memory_limit_mb,
+                "created_at": job.created_at,
+                "retry_policy": job.retry.to_json() if job.retry else None,
+                "hooks": [h.to_json() for h in job.hooks] or None,
+                "max_retained_runs": job.max_retained_runs,
+                "snapshot_id": job.snapshot_id,
+                "run_template": (
+                    [[r.index, r.params, r.priority] for r in runs] if trigger else None
+                ),
+            },
+        )
+        if trigger is not None:
             conn.execute(
-                schema.events.insert(),
-                {
-                    "at": job.created_at,
-                    "kind": "job_created",
-                    "job_id": job.id,
-                    "message": f"{len(runs)} run(s) of pipeline {job.pipeline_name}",
-                },
+                schema.schedules.insert(),
+                scheduling.trigger_row(job.id, trigger, first_fire),
             )
+            runs = []
+        if job.tags:
+            conn.execute(schema.job_tags.insert(), [{"job_id": job.id, "tag": t} for t in job.tags])
+        rows = [
+            {
+                "id": r.id,
+                "job_id": r.job_id,
+                "idx": r.index,
+                "params": r.params,
+                "state": r.state.value,
+                "created_at": r.created_at,
+                "priority": r.priority,
+            }
+            for r in runs
+        ]
+        for start in range(0, len(rows), 5000):
+            conn.execute(schema.runs.insert(), rows[start : start + 5000])
+        conn.execute(
+            schema.events.insert(),
+            {
+                "at": job.created_at,
+                "kind": "job_created",
+                "job_id": job.id,
+                "message": f"{len(runs)} run(s) of pipeline {job.pipeline_name}",
+            },
+        )
 
     def reconfigure_job(
         self, job: records.Job, runs: Sequence[records.Run], *, at: dt.datetime
