@@ -14,6 +14,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from runyard.client import Client, Job
+
 from .test_cli import EXAMPLES, Cli
 
 ETL = f"{EXAMPLES / 'etl' / 'etl.py'}:etl"
@@ -244,3 +246,37 @@ def test_serve_answers_the_rest_api_with_a_token(cli: Cli, engines: list[Engine]
     assert [j["id"] for j in listed.json()["items"]] == [job_id]
     assert listed.json()["items"][0]["state"] == "SUCCESS"
     assert token not in log and token not in engines[0].log.read_text()
+
+
+def test_serve_without_workers_answers_the_api_while_a_worker_runs_the_jobs(
+    cli: Cli, engines: list[Engine]
+) -> None:
+    log = cli.cwd / "api-only.log"
+    api = subprocess.Popen(
+        [sys.executable, "-m", "runyard", "serve", "--port", "0", "--no-workers"],
+        env=cli.env,
+        cwd=cli.cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "REST API on " not in log.read_text():
+            assert api.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        url = log.read_text().split("REST API on ", 1)[1].split("/api/v1", 1)[0]
+        engines.append(Engine(cli, kind="worker"))
+        cli("register", str(FIXTURES / "instant.py"))
+        token = cli("token", "create", "--scope", "write").stdout.strip()
+
+        with Client(url, token) as client:
+            job = Job(client).create_and_configure_rapidly(
+                function_name="instant", parameters={"steps": {"nothing": {"n": 4}}}
+            )
+            assert job.wait_for_completion(timeout_s=60).get_result() == 4
+        assert "executing runs" not in log.read_text()  # the worker ran it, not serve
+    finally:
+        api.send_signal(signal.SIGINT)
+        assert api.wait(timeout=30) == 0

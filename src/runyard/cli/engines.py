@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from types import FrameType
 from typing import Annotated
 
 import typer
 
+from runyard import errors
 from runyard.api import server
 from runyard.app import service
 from runyard.cli import render
@@ -65,6 +67,14 @@ def serve(
             "--no-auth only on a loopback address.",
         ),
     ] = True,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers/--no-workers",
+            help="Execute runs here; --no-workers serves the API (and fires schedules) "
+            "while `runyard worker`s elsewhere run the work.",
+        ),
+    ] = True,
 ) -> None:
     """Run the embedded engine: execute every queued run of this store until stopped, and
     serve the REST API on 127.0.0.1:8765.
@@ -73,7 +83,39 @@ def serve(
     at once. Ctrl-C (or SIGTERM) stops taking runs and lets running ones finish; a second
     one stops them too.
     """
+    if not workers:
+        if not api:
+            raise errors.UsageError("--no-workers --no-api would serve nothing; drop one")
+        _api_only(host, port, auth)
+        return
     _work("serve", slots, lease, grace, api=(host, port, auth) if api else None)
+
+
+def _api_only(host: str, port: int, auth: bool) -> None:
+    """The API and the schedules' ticks, no workers, until SIGINT or SIGTERM."""
+    ryard = service.connect()
+    api = server.ApiServer(ryard, host=host, port=port, auth=auth, announce=_announce)
+    stop = threading.Event()
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        api.start()
+        render.err_console.print(
+            "runyard serve: the API only, no workers (`runyard worker`s run the work); "
+            "Ctrl-C to stop",
+            markup=False,
+        )
+        while not stop.wait(0.5):
+            ryard.fire_due()
+    finally:
+        api.stop()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        ryard.close()
+    render.err_console.print("runyard serve stopped", markup=False)
 
 
 def worker(slots: SlotsOpt = None, lease: LeaseOpt = 15.0, grace: GraceOpt = 5.0) -> None:
