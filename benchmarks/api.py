@@ -51,7 +51,7 @@ from runyard.app import service, settings  # noqa: E402
 from runyard.client import Client, Job  # noqa: E402
 from runyard.core import tokens  # noqa: E402
 
-console = Console()
+console = Console(width=160)
 
 
 def free_port() -> int:

@@ -29,7 +29,7 @@ __all__ = ["router"]
 
 router = fastapi.APIRouter(prefix="/api/v1")
 
-_POLL = 0.2  # seconds between looks at the event log
+_POLL = 0.05  # seconds between looks at the event log (a read of an index per look)
 _GAP_WAIT = 5.0  # how long an id skipped over may still turn up
 _BATCH = 500
 _MOST_GAPS = 1000  # ids skipped in one jump that are looked for again (filtered streams skip many)
