@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runyard.app.service import Runyard, connect, create_job
+    from runyard.app.subjobs import create_subjob, wait_for_subjobs
     from runyard.core.records import Job, JobSummary, Notice, Run, StepRun
     from runyard.core.retries import RetryPolicy
     from runyard.core.states import JobState, RunState, StepState
@@ -40,11 +41,13 @@ __all__ = [
     "StepState",
     "connect",
     "create_job",
+    "create_subjob",
     "get_params",
     "get_pipeline_param",
     "get_step_param",
     "pipeline",
     "step",
+    "wait_for_subjobs",
 ]
 
 __version__ = "0.1.0"
@@ -52,6 +55,7 @@ __version__ = "0.1.0"
 # Where each name lives; ``__getattr__`` imports it on first use.
 _WHERE = {
     **dict.fromkeys(["Runyard", "connect", "create_job"], "runyard.app.service"),
+    **dict.fromkeys(["create_subjob", "wait_for_subjobs"], "runyard.app.subjobs"),
     **dict.fromkeys(["Job", "JobSummary", "Notice", "Run", "StepRun"], "runyard.core.records"),
     "RetryPolicy": "runyard.core.retries",
     **dict.fromkeys(["JobState", "RunState", "StepState"], "runyard.core.states"),

@@ -41,10 +41,17 @@ def list_jobs(
     pipeline: Annotated[str | None, fastapi.Query(max_length=200)] = None,
     limit: Annotated[int, fastapi.Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, fastapi.Query(max_length=200)] = None,
+    parent: Annotated[str | None, fastapi.Query(max_length=64)] = None,
 ) -> schemas.JobPage:
-    """Jobs, newest first, filtered by state, tag and pipeline; one page at a time."""
+    """Jobs, newest first, filtered by state, tag, pipeline and parent job (its sub
+    jobs); one page at a time."""
     found = ryard.list_jobs(
-        pipeline=pipeline, state=state, tag=tag, limit=limit + 1, before=_decode(cursor)
+        pipeline=pipeline,
+        state=state,
+        tag=tag,
+        limit=limit + 1,
+        before=_decode(cursor),
+        parent=parent,
     )
     page = found[:limit]
     more = len(found) > limit
@@ -158,10 +165,12 @@ def start(ryard: Ryard, job_id: str) -> schemas.JobOut:
 
 
 @router.delete("/jobs/{job_id}", dependencies=_WRITE, status_code=204, tags=["jobs"])
-def delete_job(ryard: Ryard, job_id: str) -> fastapi.Response:
+def delete_job(
+    ryard: Ryard, job_id: str, delete_subjobs: Annotated[bool, fastapi.Query()] = False
+) -> fastapi.Response:
     """Delete a job with its runs and files for good (its events stay); 409 while it
-    runs."""
-    ryard.delete_job(job_id)
+    runs, and while it has sub jobs unless ``delete_subjobs``."""
+    ryard.delete_job(job_id, with_sub_jobs=delete_subjobs)
     return fastapi.Response(status_code=204)
 
 

@@ -54,6 +54,7 @@ class JobOut(pydantic.BaseModel):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     snapshot_id: str | None
+    parent_job_id: str | None  # a sub job: the job whose step made it
     grid: dict[str, Any]
 
     @classmethod
@@ -75,6 +76,7 @@ class JobOut(pydantic.BaseModel):
             started_at=summary.started_at,
             finished_at=summary.finished_at,
             snapshot_id=job.snapshot_id,
+            parent_job_id=job.parent_job_id,
             grid=dict(job.grid),
         )
 

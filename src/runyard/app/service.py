@@ -133,6 +133,7 @@ class Runyard:
         max_retained_runs: int | None = None,
         snapshot: bool = True,
         snapshot_id: str | None = None,
+        parent_run: records.Run | None = None,
     ) -> records.JobSummary:
         """Validate the grid, expand it, snapshot the pipeline's project, and store the job
         with its selected runs; with a ``trigger`` (at a time, on a cron schedule) every tick
@@ -143,7 +144,8 @@ class Runyard:
         own copy of the snapshot and loads the pipeline from it, whatever happens to the
         project afterwards. No snapshot is taken for a pipeline without a file (defined
         interactively) or with ``snapshot=False``; ``snapshot_id`` gives one taken before
-        (the pipeline's registration's).
+        (the pipeline's registration's). ``parent_run``: the run whose step makes this job,
+        which is then its sub job.
 
         ``retry``, ``max_retained_runs`` (when given) replace the pipeline's defaults;
         ``hooks`` are added to the pipeline's.
@@ -171,6 +173,7 @@ class Runyard:
             max_retained_runs=max_retained_runs,
             snapshot=snapshot,
             snapshot_id=snapshot_id,
+            parent_run=parent_run,
         )
         self._store_planned([planned])
         return self.store.job_summary(planned.job.id)
@@ -197,6 +200,7 @@ class Runyard:
         max_retained_runs: int | None = None,
         snapshot: bool = True,
         snapshot_id: str | None = None,
+        parent_run: records.Run | None = None,
     ) -> _Planned:
         """The job and runs ``create_job`` stores, checked; nothing stored but a snapshot."""
         checked = grid_mod.parse_grid(
@@ -249,6 +253,8 @@ class Runyard:
             hooks=tuple(dict.fromkeys([*pipeline.hooks, *hooks])),
             max_retained_runs=retained,
             snapshot_id=snapshot_id,
+            parent_job_id=parent_run.job_id if parent_run is not None else None,
+            parent_run_id=parent_run.id if parent_run is not None else None,
         )
         runs = [
             records.Run(
@@ -526,16 +532,21 @@ class Runyard:
         self.store.set_tags(job.id, _checked_tags(tags), at=self.clock())
         return self.store.job_summary(job.id)
 
-    def delete_job(self, job_id: str) -> int:
+    def delete_job(self, job_id: str, *, with_sub_jobs: bool = False) -> int:
         """Delete a job with its runs, their records and files (its events stay); returns
-        how many runs went. Raises ``ConflictError`` while it runs."""
+        how many runs went. Raises ``ConflictError`` while it runs or while it has sub jobs
+        (unless ``with_sub_jobs``: then they go first, each under the same rules)."""
         job = self.store.get_job(job_id)
+        gone = 0
+        if with_sub_jobs:
+            for child in self.store.list_jobs(parent=job.id, limit=1_000_000):
+                gone += self.delete_job(child.id, with_sub_jobs=True)
         deleted = self.store.delete_job(job.id, at=self.clock())
         if deleted.run_ids:
             self.artifacts.discard(deleted.run_ids, deleted.uris, ())
             if self.workdirs is not None:
                 self.workdirs.discard(deleted.run_ids)
-        return len(deleted.run_ids)
+        return gone + len(deleted.run_ids)
 
     def grid_for(
         self, loaded: loader.LoadedPipeline, grid_file: pathlib.Path | None
@@ -691,6 +702,7 @@ class Runyard:
             artifacts=self.artifacts,
             notifier=hooks_out,
             workdirs=self.workdirs,
+            run_env=self.run_env(),
             clock=self.clock,
         )
         try:
@@ -734,9 +746,10 @@ class Runyard:
         tag: str | None = None,
         limit: int = 100,
         before: tuple[dt.datetime, str] | None = None,
+        parent: str | None = None,
     ) -> list[records.JobSummary]:
         return self.store.list_jobs(
-            pipeline=pipeline, state=state, tag=tag, limit=limit, before=before
+            pipeline=pipeline, state=state, tag=tag, limit=limit, before=before, parent=parent
         )
 
     def list_runs(self, job_id: str, *, state: states.RunState | None = None) -> list[records.Run]:
@@ -884,6 +897,19 @@ class Runyard:
 
     # -- engines and stopping ------------------------------------------------------------
 
+    def run_env(self) -> dict[str, str]:
+        """The settings a run's process needs to open these stores again (to make sub
+        jobs), as environment variables: absolute, whatever the run's directory."""
+        env = {
+            "RUNYARD_DATABASE_URL": self.store.engine.url.render_as_string(hide_password=False),
+            "RUNYARD_ARTIFACTS_URL": self.artifacts.url,
+        }
+        if self.home is not None:
+            env["RUNYARD_HOME"] = str(self.home)
+        if self.workdirs is not None:
+            env["RUNYARD_WORK_DIR"] = str(self.workdirs.root)
+        return env
+
     def engines(self, *, within: float = 5.0) -> list[records.Worker]:
         """The engines (``runyard serve`` / ``runyard worker``) serving this store: those
         that sent a heartbeat in the last ``within`` seconds."""
@@ -912,6 +938,7 @@ class Runyard:
             notifier=notifier.Notifier(self.store, clock=self.clock),
             workdirs=self.workdirs,
             companions=companions,
+            run_env=self.run_env(),
             clock=self.clock,
         )
 

@@ -136,7 +136,13 @@ class Job:
 
     # -- deleting -----------------------------------------------------------------------
 
-    def delete(self) -> Job:
-        """Delete the job for good (refused while it runs)."""
-        self.client.request("DELETE", f"/jobs/{self.id}")
+    def delete(self, *, delete_subjobs: bool = False) -> Job:
+        """Delete the job for good (refused while it runs, and while it has sub jobs
+        unless ``delete_subjobs``)."""
+        self.client.request("DELETE", f"/jobs/{self.id}", params={"delete_subjobs": delete_subjobs})
         return self
+
+    def sub_jobs(self) -> list[Job]:
+        """The jobs this job's steps made."""
+        page = self.client.request("GET", "/jobs", params={"parent": self.id, "limit": 1000})
+        return [Job(self.client)._set(data) for data in page["items"]]

@@ -73,6 +73,8 @@ class Job(_Record):
     hooks: tuple[hooks.Hook, ...] = ()  # who is told of failures, successes, completion
     max_retained_runs: int | None = None  # older finished runs beyond it are deleted
     snapshot_id: str | None = None  # the project snapshot its runs execute in, if any
+    parent_job_id: str | None = None  # a sub job: the job whose step made it
+    parent_run_id: str | None = None  # ... and the run of that step
 
     def to_json(self) -> dict[str, Any]:
         out = _Record.to_json(self)

@@ -48,6 +48,9 @@ class RunTask:
     source_root: str | None = None
     project_root: str | None = None
     data_dir: str | None = None  # the project's data folder, relative: linked into the copy
+    # Environment variables for the run's process: where the engine's stores are, so a step
+    # can make sub jobs in them whatever its working directory.
+    env: Mapping[str, str] | None = None
 
 
 class OutputStore(Protocol):
@@ -88,6 +91,8 @@ def run(
         with lock:
             writer.send(message)
 
+    if task.env:
+        os.environ.update(task.env)
     if task.workdir is not None and task.source_root is not None:
         workdir = pathlib.Path(task.workdir)
         workspace.copy_tree(pathlib.Path(task.source_root), workdir)

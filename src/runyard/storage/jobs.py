@@ -109,9 +109,21 @@ def delete(conn: sa.Connection, job_id: str, *, at: dt.datetime) -> Deleted:
     """Delete a job with its runs, step runs, logs, artifact records, schedule, ticks and
     notices; its events stay, with a last one saying it was deleted.
 
-    Raises ``ConflictError`` naming the runs while any of them is queued or running.
+    Raises ``ConflictError`` naming the runs while any of them is queued or running, or
+    naming its sub jobs while it has some.
     """
     leases.lock_queue(conn)
+    children = list(
+        conn.execute(
+            sa.select(schema.jobs.c.id).where(schema.jobs.c.parent_job_id == job_id).limit(11)
+        ).scalars()
+    )
+    if children:
+        listed = ", ".join(children[:10]) + (" and more" if len(children) > 10 else "")
+        raise errors.ConflictError(
+            f"Job {job_id} has sub jobs ({listed}); delete them first, or delete it with "
+            "its sub jobs"
+        )
     r = schema.runs.c
     busy = list(
         conn.execute(

@@ -83,6 +83,10 @@ jobs = sa.Table(
     # The snapshot of the project its runs execute in; None: none was taken. No foreign
     # key: SQLite can add one only by rebuilding the table, which cascades deletes.
     sa.Column("snapshot_id", sa.String(64), index=True),
+    # A sub job: the job and run whose step made it. No foreign key (as for snapshot_id);
+    # a job with sub jobs is not deleted while they are there.
+    sa.Column("parent_job_id", sa.String(32), index=True),
+    sa.Column("parent_run_id", sa.String(32)),
 )
 
 # A project's files at one moment: their manifest ([[path, sha256, size, mode]], sorted by

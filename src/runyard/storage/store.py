@@ -173,6 +173,8 @@ class Store:
                 "hooks": [h.to_json() for h in job.hooks] or None,
                 "max_retained_runs": job.max_retained_runs,
                 "snapshot_id": job.snapshot_id,
+                "parent_job_id": job.parent_job_id,
+                "parent_run_id": job.parent_run_id,
                 "run_template": (
                     [[r.index, r.params, r.priority] for r in runs] if trigger else None
                 ),
@@ -251,12 +253,16 @@ class Store:
         tag: str | None = None,
         limit: int = 100,
         before: tuple[dt.datetime, str] | None = None,
+        parent: str | None = None,
     ) -> list[records.JobSummary]:
-        """Jobs newest first, filtered; ``state`` filters on the state derived from runs.
-        ``before`` (created_at, id) of the last job of a page gives the next page."""
+        """Jobs newest first, filtered; ``state`` filters on the state derived from runs,
+        ``parent`` keeps the sub jobs of that job. ``before`` (created_at, id) of the last
+        job of a page gives the next page."""
         query = sa.select(schema.jobs).order_by(
             schema.jobs.c.created_at.desc(), schema.jobs.c.id.desc()
         )
+        if parent is not None:
+            query = query.where(schema.jobs.c.parent_job_id == parent)
         if before is not None:
             at, job_id = before
             c = schema.jobs.c
@@ -1132,6 +1138,8 @@ def _job(row: sa.Row[Any], tags: tuple[str, ...]) -> records.Job:
         hooks=tuple(hooks.Hook.from_json(h) for h in row.hooks or ()),
         max_retained_runs=row.max_retained_runs,
         snapshot_id=row.snapshot_id,
+        parent_job_id=row.parent_job_id,
+        parent_run_id=row.parent_run_id,
     )
 
 

@@ -16,7 +16,7 @@ import pathlib
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from runyard import errors
@@ -97,6 +97,7 @@ class Worker:
         notifier: notifier_mod.Notifier | None = None,
         workdirs: workdirs.Workdirs | None = None,
         companions: Sequence[Companion] = (),
+        run_env: Mapping[str, str] | None = None,
         clock: Clock = _utcnow,
     ) -> None:
         self.store = store
@@ -113,6 +114,7 @@ class Worker:
         self._artifacts = artifacts  # with it, runs beyond a job's max_retained_runs are deleted
         self._notifier = notifier  # delivers hooks' notices on its thread while we work
         self._companions = companions  # threads that live as long as we work (the API)
+        self._run_env = dict(run_env or {})  # set in every run's process
         self._jobs: dict[str, records.Job] = {}
         self._pipelines: dict[str, pipelines.PipelineDefinition] = {}
         self._workdirs = workdirs
@@ -273,6 +275,7 @@ class Worker:
                     source_root=place.source_root,
                     project_root=place.project_root,
                     data_dir=place.data_dir,
+                    env=self._run_env,
                     run_timeout=job.run_timeout,
                     memory_limit_mb=job.memory_limit_mb,
                     reuse=run.reuse,
