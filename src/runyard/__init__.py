@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from runyard.app.service import Runyard, connect, create_job
     from runyard.app.subjobs import create_subjob, wait_for_subjobs
+    from runyard.app.workdata import open_workdata, save_workdata
     from runyard.core.records import Job, JobSummary, Notice, Run, StepRun
     from runyard.core.retries import RetryPolicy
     from runyard.core.states import JobState, RunState, StepState
@@ -45,7 +46,9 @@ __all__ = [
     "get_params",
     "get_pipeline_param",
     "get_step_param",
+    "open_workdata",
     "pipeline",
+    "save_workdata",
     "step",
     "wait_for_subjobs",
 ]
@@ -56,6 +59,7 @@ __version__ = "0.1.0"
 _WHERE = {
     **dict.fromkeys(["Runyard", "connect", "create_job"], "runyard.app.service"),
     **dict.fromkeys(["create_subjob", "wait_for_subjobs"], "runyard.app.subjobs"),
+    **dict.fromkeys(["open_workdata", "save_workdata"], "runyard.app.workdata"),
     **dict.fromkeys(["Job", "JobSummary", "Notice", "Run", "StepRun"], "runyard.core.records"),
     "RetryPolicy": "runyard.core.retries",
     **dict.fromkeys(["JobState", "RunState", "StepState"], "runyard.core.states"),

@@ -87,6 +87,7 @@ def create_job(ryard: Ryard, body: schemas.JobCreate) -> schemas.JobOut:
         tags=body.tags,
         max_parallel_runs=body.max_parallel_runs,
         priority=body.priority,
+        input_workdata=body.input_workdata,
     )
     return _job_out(ryard, summary)
 
@@ -166,11 +167,22 @@ def start(ryard: Ryard, job_id: str) -> schemas.JobOut:
 
 @router.delete("/jobs/{job_id}", dependencies=_WRITE, status_code=204, tags=["jobs"])
 def delete_job(
-    ryard: Ryard, job_id: str, delete_subjobs: Annotated[bool, fastapi.Query()] = False
+    ryard: Ryard,
+    job_id: str,
+    delete_subjobs: Annotated[bool, fastapi.Query()] = False,
+    delete_output_workdata: Annotated[bool, fastapi.Query()] = False,
+    delete_input_workdata: Annotated[bool, fastapi.Query()] = False,
 ) -> fastapi.Response:
     """Delete a job with its runs and files for good (its events stay); 409 while it
-    runs, and while it has sub jobs unless ``delete_subjobs``."""
-    ryard.delete_job(job_id, with_sub_jobs=delete_subjobs)
+    runs, while it has sub jobs (unless ``delete_subjobs``) and while it has output
+    WorkData (unless ``delete_output_workdata``); ``delete_input_workdata`` also deletes
+    the inputs no other job reads."""
+    ryard.delete_job(
+        job_id,
+        with_sub_jobs=delete_subjobs,
+        with_outputs=delete_output_workdata,
+        with_inputs=delete_input_workdata,
+    )
     return fastapi.Response(status_code=204)
 
 

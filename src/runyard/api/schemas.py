@@ -16,6 +16,7 @@ __all__ = [
     "JobIds",
     "JobOut",
     "JobPage",
+    "JobWorkDataOut",
     "LogLineOut",
     "LogPage",
     "ParametersIn",
@@ -27,6 +28,7 @@ __all__ = [
     "StepRunOut",
     "StopOut",
     "TagsIn",
+    "WorkDataOut",
 ]
 
 
@@ -232,6 +234,7 @@ class JobCreate(pydantic.BaseModel):
     start: bool = True  # queue its runs now (an engine runs them)
     max_parallel_runs: int | None = pydantic.Field(default=None, ge=1, le=100_000)
     priority: int = pydantic.Field(default=0, ge=-1_000_000, le=1_000_000)
+    input_workdata: list[str] = pydantic.Field(default_factory=list, max_length=10_000)
 
 
 class ParametersIn(pydantic.BaseModel):
@@ -263,3 +266,38 @@ class JobBatch(pydantic.BaseModel):
 
 class JobIds(pydantic.BaseModel):
     ids: list[str]  # the new jobs, in the order given
+
+
+class WorkDataOut(pydantic.BaseModel):
+    """A kept file, with where it came from and which jobs read it."""
+
+    id: str
+    name: str
+    size: int
+    digest: str  # sha256, hex
+    media_type: str
+    created_at: dt.datetime
+    producer_job_id: str | None  # None: uploaded
+    producer_run_id: str | None
+    producer_step: str | None
+    read_by: list[str]  # jobs that take it as an input
+
+    @classmethod
+    def of(cls, data: records.WorkData) -> WorkDataOut:
+        return cls(
+            id=data.id,
+            name=data.name,
+            size=data.size,
+            digest=data.digest,
+            media_type=data.media_type,
+            created_at=data.created_at,
+            producer_job_id=data.producer_job_id,
+            producer_run_id=data.producer_run_id,
+            producer_step=data.producer_step,
+            read_by=list(data.read_by),
+        )
+
+
+class JobWorkDataOut(pydantic.BaseModel):
+    inputs: list[WorkDataOut]  # what the job reads
+    outputs: list[WorkDataOut]  # what its steps wrote

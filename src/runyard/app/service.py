@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from runyard import errors
 from runyard.app import gridfile, projects, settings
@@ -59,6 +59,7 @@ class _Planned:
     trigger: schedules.Trigger | None
     first_fire: dt.datetime | None
     tag_limits: dict[str, int]
+    inputs: tuple[str, ...] = ()  # WorkData ids the job takes as inputs
 
 
 class Runyard:
@@ -134,6 +135,7 @@ class Runyard:
         snapshot: bool = True,
         snapshot_id: str | None = None,
         parent_run: records.Run | None = None,
+        input_workdata: Sequence[str] = (),
     ) -> records.JobSummary:
         """Validate the grid, expand it, snapshot the pipeline's project, and store the job
         with its selected runs; with a ``trigger`` (at a time, on a cron schedule) every tick
@@ -145,7 +147,8 @@ class Runyard:
         project afterwards. No snapshot is taken for a pipeline without a file (defined
         interactively) or with ``snapshot=False``; ``snapshot_id`` gives one taken before
         (the pipeline's registration's). ``parent_run``: the run whose step makes this job,
-        which is then its sub job.
+        which is then its sub job. ``input_workdata``: ids of WorkData the job reads
+        (recorded for lineage; a step opens one with ``runyard.open_workdata(id)``).
 
         ``retry``, ``max_retained_runs`` (when given) replace the pipeline's defaults;
         ``hooks`` are added to the pipeline's.
@@ -174,6 +177,7 @@ class Runyard:
             snapshot=snapshot,
             snapshot_id=snapshot_id,
             parent_run=parent_run,
+            input_workdata=input_workdata,
         )
         self._store_planned([planned])
         return self.store.job_summary(planned.job.id)
@@ -201,6 +205,7 @@ class Runyard:
         snapshot: bool = True,
         snapshot_id: str | None = None,
         parent_run: records.Run | None = None,
+        input_workdata: Sequence[str] = (),
     ) -> _Planned:
         """The job and runs ``create_job`` stores, checked; nothing stored but a snapshot."""
         checked = grid_mod.parse_grid(
@@ -273,14 +278,17 @@ class Runyard:
             first_fire = trigger.first_fire(now)
         else:
             trigger = None
-        return _Planned(job, runs, trigger, first_fire, dict(tag_limits))
+        return _Planned(
+            job, runs, trigger, first_fire, dict(tag_limits), tuple(dict.fromkeys(input_workdata))
+        )
 
     def _store_planned(self, planned: Sequence[_Planned]) -> None:
         for plan in planned:
             for tag, most in plan.tag_limits.items():
                 self.store.set_tag_limit(tag, most)
         self.store.create_jobs(
-            [(plan.job, plan.runs, plan.trigger, plan.first_fire) for plan in planned]
+            [(plan.job, plan.runs, plan.trigger, plan.first_fire) for plan in planned],
+            inputs={plan.job.id: plan.inputs for plan in planned if plan.inputs},
         )
 
     def _snapshot_for(self, reference: str) -> snapshots.Snapshot:
@@ -293,6 +301,73 @@ class Runyard:
         snapshots.pipeline_file_in(taken.snapshot, reference)
         self._register(file, taken.snapshot.id)
         return taken.snapshot
+
+    # -- WorkData ------------------------------------------------------------------------
+
+    def upload_workdata(
+        self,
+        name: str,
+        chunks: Iterable[bytes],
+        *,
+        media_type: str = "application/octet-stream",
+        producer: tuple[str, str, str] | None = None,
+    ) -> records.WorkData:
+        """Keep a file as WorkData: its content from ``chunks``, hashed as it is stored;
+        ``producer`` is (job id, run id, step) when a step wrote it. Raises ``UsageError``
+        for an empty or overlong name or media type (storing nothing)."""
+        if not name.strip() or len(name) > 300 or "/" in name or "\\" in name:
+            raise errors.UsageError(
+                f"WorkData name {name!r} is not valid; give a file name (1-300 characters, "
+                "no slashes)"
+            )
+        if not media_type or len(media_type) > 200 or "/" not in media_type:
+            raise errors.UsageError(
+                f"Media type {media_type!r} is not valid; give one like text/csv"
+            )
+        workdata_id = new_id()
+        uri, size, digest = self.artifacts.put_stream(workdata_id, chunks)
+        job_id, run_id, step = producer or (None, None, None)
+        data = records.WorkData(
+            id=workdata_id,
+            name=name,
+            size=size,
+            digest=digest,
+            media_type=media_type,
+            uri=uri,
+            created_at=self.clock(),
+            producer_job_id=job_id,
+            producer_run_id=run_id,
+            producer_step=step,
+        )
+        try:
+            self.store.save_workdata(data)
+        except BaseException:
+            self.artifacts.delete_uri(uri)
+            raise
+        return data
+
+    def workdata(self, workdata_id: str) -> records.WorkData:
+        """One WorkData with the jobs that read it; raises ``NotFoundError``."""
+        return self.store.get_workdata(workdata_id)
+
+    def list_workdata(
+        self, *, producer_job_id: str | None = None, limit: int = 1000
+    ) -> list[records.WorkData]:
+        return self.store.list_workdata(producer_job_id=producer_job_id, limit=limit)
+
+    def inputs_of(self, job_id: str) -> list[records.WorkData]:
+        """The WorkData a job reads."""
+        return [self.store.get_workdata(w) for w in self.store.workdata_inputs(job_id)]
+
+    def open_workdata(self, workdata_id: str) -> BinaryIO:
+        """A WorkData's content, for reading."""
+        return self.artifacts.open_uri(self.store.get_workdata(workdata_id).uri)
+
+    def delete_workdata(self, workdata_id: str) -> None:
+        """Delete a WorkData for good; raises ``ConflictError`` naming the jobs that read
+        it."""
+        for uri in self.store.delete_workdata(workdata_id):
+            self.artifacts.delete_uri(uri)
 
     # -- the registry --------------------------------------------------------------------
 
@@ -532,16 +607,32 @@ class Runyard:
         self.store.set_tags(job.id, _checked_tags(tags), at=self.clock())
         return self.store.job_summary(job.id)
 
-    def delete_job(self, job_id: str, *, with_sub_jobs: bool = False) -> int:
+    def delete_job(
+        self,
+        job_id: str,
+        *,
+        with_sub_jobs: bool = False,
+        with_outputs: bool = False,
+        with_inputs: bool = False,
+    ) -> int:
         """Delete a job with its runs, their records and files (its events stay); returns
-        how many runs went. Raises ``ConflictError`` while it runs or while it has sub jobs
-        (unless ``with_sub_jobs``: then they go first, each under the same rules)."""
+        how many runs went. Raises ``ConflictError`` while it runs, while it has sub jobs
+        (unless ``with_sub_jobs``: then they go first, under the same rules) and while it
+        has output WorkData (unless ``with_outputs``); ``with_inputs`` deletes the WorkData
+        it read that no other job reads."""
         job = self.store.get_job(job_id)
         gone = 0
         if with_sub_jobs:
             for child in self.store.list_jobs(parent=job.id, limit=1_000_000):
-                gone += self.delete_job(child.id, with_sub_jobs=True)
-        deleted = self.store.delete_job(job.id, at=self.clock())
+                gone += self.delete_job(
+                    child.id,
+                    with_sub_jobs=True,
+                    with_outputs=with_outputs,
+                    with_inputs=with_inputs,
+                )
+        deleted = self.store.delete_job(
+            job.id, at=self.clock(), with_outputs=with_outputs, with_inputs=with_inputs
+        )
         if deleted.run_ids:
             self.artifacts.discard(deleted.run_ids, deleted.uris, ())
             if self.workdirs is not None:

@@ -17,19 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from runyard import errors
-from runyard.app import service
+from runyard.app import runtime
 from runyard.core import records, states
 from runyard.execution import context
 
 __all__ = ["create_subjob", "wait_for_subjobs"]
-
-_opened: list[service.Runyard] = []  # one connection per run's process
-
-
-def _runyard() -> service.Runyard:
-    if not _opened:
-        _opened.append(service.connect())
-    return _opened[0]
 
 
 def create_subjob(
@@ -54,7 +46,7 @@ def create_subjob(
             "Sub jobs are made by steps of a job's runs; this step runs outside any job "
             "(Pipeline.run): create a job instead"
         )
-    ryard = _runyard()
+    ryard = runtime.connection()
     parent = ryard.get_run(ctx.run_id)
     made = ryard.create_job_from(
         processing,
@@ -76,7 +68,7 @@ def wait_for_subjobs(
 
     Raises ``TimeoutError`` naming those still going after ``timeout`` seconds.
     """
-    ryard = _runyard()
+    ryard = runtime.connection()
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         found = [ryard.get_job(job_id) for job_id in job_ids]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -53,7 +54,44 @@ class Client:
         params: Mapping[str, Any] | None = None,
     ) -> Any:
         """Call the API; the decoded JSON answer (None for 204). Raises ``ClientError``."""
-        answer = self.http.request(method, path, json=json_body, params=params)
+        return self._checked(self.http.request(method, path, json=json_body, params=params))
+
+    def create_jobs(self, jobs: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Create many jobs in one request, all or none; each as ``POST /jobs`` takes it
+        (``{"processing": {"name": ...}, "parameters": {...}, ...}``). Their ids, in order."""
+        answer = self.request("POST", "/jobs/batch", json_body={"jobs": list(jobs)})
+        return list(answer["ids"])
+
+    def upload_workdata(
+        self,
+        content: bytes | str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        media_type: str = "application/octet-stream",
+    ) -> dict[str, Any]:
+        """Upload bytes, or the file at a path, as WorkData; its record (``id``, ...)."""
+        if isinstance(content, bytes):
+            body = content
+            name = name or "data"
+        else:
+            path = pathlib.Path(content)
+            body = path.read_bytes()
+            name = name or path.name
+        answer = self.http.post(
+            "/workdata",
+            params={"name": name, "media_type": media_type},
+            content=body,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return dict(self._checked(answer))
+
+    def download_workdata(self, workdata_id: str) -> bytes:
+        answer = self.http.get(f"/workdata/{workdata_id}/content")
+        if answer.status_code >= 400:
+            self._checked(answer)
+        return answer.content
+
+    def _checked(self, answer: httpx.Response) -> Any:
         if answer.status_code >= 400:
             try:
                 body = answer.json()
@@ -61,12 +99,6 @@ class Client:
             except (ValueError, KeyError, TypeError):
                 raise ClientError(answer.status_code, "HTTPError", answer.text) from None
         return None if answer.status_code == 204 or not answer.content else answer.json()
-
-    def create_jobs(self, jobs: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Create many jobs in one request, all or none; each as ``POST /jobs`` takes it
-        (``{"processing": {"name": ...}, "parameters": {...}, ...}``). Their ids, in order."""
-        answer = self.request("POST", "/jobs/batch", json_body={"jobs": list(jobs)})
-        return list(answer["ids"])
 
     def events(
         self,

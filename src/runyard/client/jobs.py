@@ -60,12 +60,15 @@ class Job:
         parameters: Mapping[str, Any] | None = None,
         grid: Mapping[str, Any] | None = None,
         start: bool = True,
+        input_workdata: Sequence[str] = (),
     ) -> Job:
-        """Create, select, tag, configure and (with ``start``) start, in one HTTP call."""
+        """Create, select, tag, configure and (with ``start``) start, in one HTTP call;
+        ``input_workdata``: ids of uploaded WorkData it reads."""
         body: dict[str, Any] = {
             "processing": {"name": function_name, "version": version},
             "tags": list(tags),
             "start": start,
+            "input_workdata": list(input_workdata),
         }
         if name is not None:
             body["name"] = name
@@ -141,6 +144,30 @@ class Job:
         unless ``delete_subjobs``)."""
         self.client.request("DELETE", f"/jobs/{self.id}", params={"delete_subjobs": delete_subjobs})
         return self
+
+    def delete_with_associated(
+        self,
+        *,
+        delete_output_workdata: bool = True,
+        delete_input_workdata: bool = False,
+        delete_subjobs_with_data: bool = True,
+    ) -> Job:
+        """Delete the job with its output WorkData, the inputs no other job reads, and its
+        sub jobs with theirs, as the flags say (refused while it runs)."""
+        self.client.request(
+            "DELETE",
+            f"/jobs/{self.id}",
+            params={
+                "delete_output_workdata": delete_output_workdata,
+                "delete_input_workdata": delete_input_workdata,
+                "delete_subjobs": delete_subjobs_with_data,
+            },
+        )
+        return self
+
+    def workdata(self) -> dict[str, list[dict[str, Any]]]:
+        """What the job reads (``inputs``) and what its steps wrote (``outputs``)."""
+        return dict(self.client.request("GET", f"/jobs/{self.id}/workdata"))
 
     def sub_jobs(self) -> list[Job]:
         """The jobs this job's steps made."""

@@ -24,6 +24,7 @@ __all__ = [
     "Schedule",
     "StepRun",
     "StopOutcome",
+    "WorkData",
     "Worker",
 ]
 
@@ -263,3 +264,20 @@ class Artifact(_Record):
     size: int
     serializer: str
     created_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkData(_Record):
+    """A file runyard keeps: uploaded as a job's input, or written by a step."""
+
+    id: str
+    name: str
+    size: int
+    digest: str  # sha256 of the content, hex
+    media_type: str
+    uri: str  # where the content is, in the artifact store
+    created_at: dt.datetime
+    producer_job_id: str | None = None  # None: uploaded
+    producer_run_id: str | None = None
+    producer_step: str | None = None
+    read_by: tuple[str, ...] = ()  # the jobs that take it as an input

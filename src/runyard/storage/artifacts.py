@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -78,6 +79,36 @@ class ArtifactStore:
             ):
                 self.fs.rmdir(folder)
             self._made.discard(folder)
+
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> tuple[str, int, str]:
+        """Store the bytes of ``chunks`` under ``<root>/workdata/<key>``; returns (uri,
+        size, sha256 hex). A failure leaves no file behind."""
+        folder = f"{self.root}/workdata"
+        path = f"{folder}/{key}"
+        self.fs.makedirs(folder, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self.fs.open(path, "wb") as fh:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    fh.write(chunk)
+        except BaseException:
+            if self.fs.exists(path):
+                self.fs.rm(path)
+            raise
+        return self._protocol + path, size, digest.hexdigest()
+
+    def open_uri(self, uri: str) -> BinaryIO:
+        """A stored file, for reading."""
+        opened: BinaryIO = fsspec.open(uri, "rb").open()
+        return opened
+
+    def delete_uri(self, uri: str) -> None:
+        path = uri[len(self._protocol) :]
+        if self.fs.exists(path):
+            self.fs.rm(path)
 
     def delete_run(self, run_id: str) -> None:
         path = self._folder(run_id)

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from runyard import errors
 from runyard.core import records, states
 from runyard.storage import leases, schema
+from runyard.storage import workdata as workdata_sql
 
 __all__ = ["Deleted", "delete", "reconfigure", "set_tags"]
 
@@ -105,12 +106,21 @@ class Deleted:
     uris: tuple[str, ...]
 
 
-def delete(conn: sa.Connection, job_id: str, *, at: dt.datetime) -> Deleted:
+def delete(
+    conn: sa.Connection,
+    job_id: str,
+    *,
+    at: dt.datetime,
+    with_outputs: bool = False,
+    with_inputs: bool = False,
+) -> Deleted:
     """Delete a job with its runs, step runs, logs, artifact records, schedule, ticks and
     notices; its events stay, with a last one saying it was deleted.
 
-    Raises ``ConflictError`` naming the runs while any of them is queued or running, or
-    naming its sub jobs while it has some.
+    Raises ``ConflictError`` naming the runs while any of them is queued or running,
+    naming its sub jobs while it has some, and naming its output WorkData unless
+    ``with_outputs`` (then they go too, unless another job reads one: ``ConflictError``).
+    ``with_inputs`` also deletes the WorkData it read that no other job reads.
     """
     leases.lock_queue(conn)
     children = list(
@@ -135,6 +145,24 @@ def delete(conn: sa.Connection, job_id: str, *, at: dt.datetime) -> Deleted:
         raise errors.ConflictError(
             f"Job {job_id} is running (runs {listed}); stop it first (runyard job stop)"
         )
+    outputs = workdata_sql.outputs_of(conn, job_id)
+    if outputs and not with_outputs:
+        listed = ", ".join(outputs[:10]) + (" and more" if len(outputs) > 10 else "")
+        raise errors.ConflictError(
+            f"Job {job_id} has output WorkData ({listed}); delete it with its outputs "
+            "(delete_output_workdata) or delete them first"
+        )
+    files = workdata_sql.delete(conn, outputs, but_job=job_id)
+    if with_inputs:
+        w = schema.workdata_reads.c
+        alone = [
+            workdata_id
+            for workdata_id in workdata_sql.reads_of(conn, job_id)
+            if not conn.execute(
+                sa.select(w.job_id).where(w.workdata_id == workdata_id, w.job_id != job_id)
+            ).first()
+        ]
+        files += workdata_sql.delete(conn, alone, but_job=job_id)
     run_ids = tuple(conn.execute(sa.select(r.id).where(r.job_id == job_id)).scalars())
     a = schema.artifacts.c
     uris: set[str] = set()
@@ -151,4 +179,4 @@ def delete(conn: sa.Connection, job_id: str, *, at: dt.datetime) -> Deleted:
         schema.events.insert(),
         {"at": at, "kind": "job_deleted", "job_id": job_id, "message": f"{len(run_ids)} run(s)"},
     )
-    return Deleted(run_ids, tuple(sorted(uris - still)))
+    return Deleted(run_ids, tuple(sorted(uris - still)) + tuple(files))

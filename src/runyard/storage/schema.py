@@ -24,6 +24,8 @@ __all__ = [
     "step_runs",
     "tag_limits",
     "ticks",
+    "workdata",
+    "workdata_reads",
     "workers",
 ]
 
@@ -119,6 +121,39 @@ registrations = sa.Table(
     sa.Column("params_schema", JSONType, nullable=False),
     sa.Column("registered_at", UTCDateTime, nullable=False),
     sa.Index(None, "name"),
+)
+
+# Files kept for jobs: uploaded inputs and files steps wrote; the content is in the artifact
+# store. Producer columns have no foreign keys: a job is not deleted while it has outputs.
+workdata = sa.Table(
+    "workdata",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("media_type", sa.String(200), nullable=False),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("producer_job_id", sa.String(32), index=True),
+    sa.Column("producer_run_id", sa.String(32)),
+    sa.Column("producer_step", sa.String(200)),
+)
+
+# Which jobs take which WorkData as input.
+workdata_reads = sa.Table(
+    "workdata_reads",
+    metadata,
+    sa.Column(
+        "workdata_id",
+        sa.String(32),
+        sa.ForeignKey("workdata.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "job_id", sa.String(32), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Index(None, "job_id"),
 )
 
 # API tokens: only the sha256 of each secret is kept.

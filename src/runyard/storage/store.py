@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ from runyard.storage import events as events_mod
 from runyard.storage import jobs as jobs_sql
 from runyard.storage import registry as registry_sql
 from runyard.storage import tokens as tokens_sql
+from runyard.storage import workdata as workdata_sql
 
 __all__ = ["Changes", "RunTransition", "StepTransition", "Store"]
 
@@ -140,11 +141,16 @@ class Store:
                 dt.datetime | None,
             ]
         ],
+        *,
+        inputs: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        """Store several jobs as ``create_job`` does, all in one transaction: all or none."""
+        """Store several jobs as ``create_job`` does, all in one transaction: all or none.
+        ``inputs``: per job id, the WorkData it reads (``NotFoundError`` for unknown ids)."""
         with self._write() as conn:
             for job, runs, trigger, first_fire in jobs:
                 self._insert_job(conn, job, runs, trigger, first_fire)
+                if inputs and job.id in inputs:
+                    workdata_sql.record_reads(conn, job.id, inputs[job.id])
 
     def _insert_job(
         self,
@@ -224,11 +230,21 @@ class Store:
         with self._write() as conn:
             jobs_sql.set_tags(conn, job_id, tags, at=at)
 
-    def delete_job(self, job_id: str, *, at: dt.datetime) -> jobs_sql.Deleted:
+    def delete_job(
+        self,
+        job_id: str,
+        *,
+        at: dt.datetime,
+        with_outputs: bool = False,
+        with_inputs: bool = False,
+    ) -> jobs_sql.Deleted:
         """Delete a job and all its runs' records (its events stay); raises
-        ``ConflictError`` while it runs. The artifact files are the caller's to delete."""
+        ``ConflictError`` while it runs (see ``jobs.delete`` for WorkData). The files are
+        the caller's to delete."""
         with self._write() as conn:
-            return jobs_sql.delete(conn, job_id, at=at)
+            return jobs_sql.delete(
+                conn, job_id, at=at, with_outputs=with_outputs, with_inputs=with_inputs
+            )
 
     def get_job(self, job_id: str) -> records.Job:
         """The job whose id is ``job_id`` or starts with it.
@@ -525,6 +541,34 @@ class Store:
                     },
                 ],
             )
+
+    # -- WorkData ----------------------------------------------------------------------
+
+    def save_workdata(self, data: records.WorkData) -> None:
+        """Record a WorkData whose content is stored already."""
+        with self._write() as conn:
+            workdata_sql.insert(conn, data)
+
+    def get_workdata(self, workdata_id: str) -> records.WorkData:
+        with self._read() as conn:
+            return workdata_sql.read(conn, workdata_id)
+
+    def list_workdata(
+        self, *, producer_job_id: str | None = None, limit: int = 1000
+    ) -> list[records.WorkData]:
+        with self._read() as conn:
+            return workdata_sql.find(conn, producer_job_id=producer_job_id, limit=limit)
+
+    def workdata_inputs(self, job_id: str) -> list[str]:
+        with self._read() as conn:
+            return workdata_sql.reads_of(conn, job_id)
+
+    def delete_workdata(self, workdata_id: str) -> list[str]:
+        """Delete a WorkData record (raises ``ConflictError`` while a job reads it);
+        returns the content URIs to delete."""
+        with self._write() as conn:
+            workdata_sql.read(conn, workdata_id)
+            return workdata_sql.delete(conn, [workdata_id])
 
     # -- the registry ------------------------------------------------------------------
 
