@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, pool
 
 from runyard import errors
+from runyard.storage import forkguard
 
 __all__ = ["WRITE", "create_engine"]
 
@@ -57,7 +58,12 @@ def _sqlite(parsed: sa.URL) -> sa.Engine:
     engine = sa.create_engine(
         parsed,
         poolclass=pool.StaticPool if memory else pool.QueuePool,
-        connect_args={"check_same_thread": False, "timeout": 30},
+        # Forks wait for other threads to leave SQLite (see forkguard).
+        connect_args={
+            "check_same_thread": False,
+            "timeout": 30,
+            "factory": forkguard.GuardedConnection,
+        },
     )
 
     @event.listens_for(engine, "connect")
