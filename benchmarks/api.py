@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         home = root / "home"
         ryard = service.Runyard.open(settings.Settings.from_env({}, home=home))
-        ryard.register_file(HERE / "engine_pipelines.py")
+        ryard.register_file(HERE / "engine_project" / "engine_pipelines.py")
         _, token = ryard.create_token("bench", tokens.Scope.WRITE)
         console.print(f"seeding {jobs_of_100:,} jobs of 100 runs ...")
         for _ in range(jobs_of_100):

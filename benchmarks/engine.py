@@ -50,8 +50,9 @@ from collections.abc import Iterator
 from types import FrameType
 
 HERE = pathlib.Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+for folder in (HERE, HERE / "engine_project"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 import engine_pipelines as ep  # noqa: E402  (a real module file, so engines can load it)
 import run as bench  # noqa: E402  (stores, floors and formatting shared with run.py)

@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from runyard.app import service
 from runyard.core import pipelines, states
 from runyard.execution import forkserver, loader, processes
 from runyard.storage import artifacts
+from runyard.worker import engine
 
 R = states.RunState
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "pipelines"
@@ -137,3 +139,39 @@ def test_reports_read_while_waiting_for_one_run_are_not_left_unread(
             session.poll(0.05)
         assert session.running == 0
     assert heard.finished == {"a": None, "b": None}
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/cmdline").exists(), reason="needs /proc")
+def test_an_engine_forks_runs_from_a_lean_server_not_from_itself(
+    app: service.Runyard, load: Load
+) -> None:
+    # A worker loads every pipeline by its reference, so its runs are forked by a new
+    # interpreter holding only what runs need: no store, no SQLAlchemy, no API.
+    pipe = load("lean.py:lean")
+    job = app.create_job(pipe, grid={})
+    working = app.worker(kind="worker", options=engine.WorkerOptions(slots=1, poll=0.02))
+    thread = threading.Thread(target=working.run, daemon=True)
+    thread.start()
+    try:
+        app.start_job(job.id)
+        assert app.wait_job(job.id, timeout=60).state is states.JobState.SUCCESS
+    finally:
+        working.shut_down()
+        thread.join(30)
+    (run,) = app.list_runs(job.id)
+    seen = app.output(run.id, "inspect_process")
+    assert seen["parent"] != os.getpid()
+    assert "runyard.execution.forkserver" in " ".join(seen["parent_command"])
+    assert seen["sqlalchemy_loaded"] is False
+
+
+def test_a_foreground_job_forks_runs_from_a_fork_of_itself(
+    app: service.Runyard, load: Load
+) -> None:
+    # Its pipeline may have been defined interactively: only a fork of this process has it.
+    pipe = load("lean.py:lean")
+    job = app.create_job(pipe, grid={})
+    assert app.execute_job(job.id, pipe).state is states.JobState.SUCCESS
+    (run,) = app.list_runs(job.id)
+    seen = app.output(run.id, "inspect_process")
+    assert seen["sqlalchemy_loaded"] is True  # inherited from this process

@@ -1,12 +1,18 @@
-"""A fork server: one process, forked before any run, that forks every run on request.
+"""A fork server: one process, started before any run, that forks every run on request.
 
 Forking each run straight from the engine costs the engine the fork itself and, while the
 run lives, a copy-on-write fault for every page the engine then writes. A fork server takes
-both off the engine's path: it already holds the imported pipeline (it is a fork of the
-engine), never writes its own pages, has no threads, and forks runs as the engine asks. The
-engine passes each run the two descriptors it reads from (``socket.send_fds``), so the run
-talks to the engine directly; the server reports each run's pid when forked and its exit
-status when reaped.
+both off the engine's path: it holds the imported pipeline, never writes its own pages, has
+no threads, and forks runs as the engine asks. The engine passes each run the two
+descriptors it reads from (``socket.send_fds``), so the run talks to the engine directly;
+the server reports each run's pid when forked and its exit status when reaped.
+
+There are two ways to start one. ``ForkServer.start`` forks the engine: the server then
+holds whatever the engine holds, a pipeline defined interactively included. ``ForkServer.
+launch`` starts a new interpreter that imports only what runs need (no SQLAlchemy, no web
+server, no CLI): a run's process then starts and ends with a third of the memory mapped,
+which is most of what a short run costs. It serves pipelines that can be loaded by their
+reference, which is what the long-running engines execute.
 
 Linux (and any OS with ``SOCK_SEQPACKET`` Unix sockets): elsewhere ``ForkServer.start``
 returns None and the executor forks runs itself.
@@ -22,6 +28,7 @@ import select
 import selectors
 import signal
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -32,6 +39,11 @@ __all__ = ["ForkServer"]
 # Runs a run in the forked process: (what to run, message fd, output fd). Must not return
 # into the server's loop: the server calls os._exit after it.
 RunBody = Callable[[Any, int, int], None]
+# Runs in the server before each fork (loading the run's pipeline, say).
+Warm = Callable[[Any], object]
+# Called once in a launched server: its run body and warm-up. Pickled by reference, so a
+# module-level function (or a functools.partial of one with picklable arguments).
+Setup = Callable[[], tuple[RunBody, Warm | None]]
 
 _INTERNAL_ERROR = 70
 _MAX_MESSAGE = 1 << 20
@@ -48,7 +60,7 @@ class ForkServer:
         self._gone = False
 
     @classmethod
-    def start(cls, body: RunBody, warm: Callable[[Any], object] | None = None) -> ForkServer | None:
+    def start(cls, body: RunBody, warm: Warm | None = None) -> ForkServer | None:
         """Fork the server now; None where this OS cannot pass descriptors this way.
 
         ``warm(task)`` runs in the server before each fork (loading the run's pipeline,
@@ -73,6 +85,41 @@ class ForkServer:
             finally:
                 os._exit(code)
         theirs.close()
+        return cls(pid, ours)
+
+    @classmethod
+    def launch(cls, setup: Setup, *, path: list[str]) -> ForkServer | None:
+        """Start the server as a new interpreter (this one's executable and environment,
+        ``path`` as its ``sys.path``) that calls ``setup()`` for its run body and warm-up;
+        None where this OS cannot pass descriptors this way.
+
+        Never waits for the interpreter to start: requests wait in the socket until it
+        serves them. The server is its own process group, so a Ctrl-C meant for the engine
+        does not reach it while it starts; it stops, killing its runs, when the engine's
+        end of the socket closes.
+        """
+        if not hasattr(socket, "SOCK_SEQPACKET") or not hasattr(socket, "send_fds"):
+            return None
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError:
+            return None
+        try:
+            theirs.set_inheritable(True)
+            pid = os.posix_spawn(
+                sys.executable,
+                [sys.executable, "-c", _BOOT, str(theirs.fileno())],
+                os.environ,
+                setpgroup=0,
+            )
+        except OSError:
+            ours.close()
+            return None
+        finally:
+            theirs.close()
+        # sys.path first, on its own: unpickling ``setup`` may import from it.
+        ours.send(pickle.dumps(path))
+        ours.send(pickle.dumps(setup))
         return cls(pid, ours)
 
     def fileno(self) -> int:
@@ -161,6 +208,8 @@ class ForkServer:
             data = self.sock.recv(_MAX_MESSAGE)
         except BlockingIOError:
             return None
+        except OSError:  # reset: it died with requests unread
+            data = b""
         finally:
             self.sock.setblocking(True)
         if not data:
@@ -170,7 +219,29 @@ class ForkServer:
         return message
 
 
-def _serve(sock: socket.socket, body: RunBody, warm: Callable[[Any], object] | None) -> None:
+# What a launched server runs: as little as possible before ``_launched`` takes over.
+_BOOT = "import runyard.execution.forkserver as f; f._launched()"
+
+
+def _launched() -> None:
+    """The main of a server started by ``ForkServer.launch``; never returns."""
+    code = _INTERNAL_ERROR
+    try:
+        sock = socket.socket(fileno=int(sys.argv[1]))
+        sys.argv[1:] = []
+        sys.path[:] = pickle.loads(sock.recv(_MAX_MESSAGE))
+        setup: Setup = pickle.loads(sock.recv(_MAX_MESSAGE))
+        body, warm = setup()
+        _serve(sock, body, warm)
+        code = 0
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            os.write(2, traceback.format_exc().encode(errors="replace"))
+    finally:
+        os._exit(code)
+
+
+def _serve(sock: socket.socket, body: RunBody, warm: Warm | None) -> None:
     """The server's loop: fork a run per request, report each run's pid and exit status."""
     gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle

@@ -23,6 +23,7 @@ __all__ = [
     "function_reference",
     "load_function",
     "load_pipeline",
+    "plain_path",
     "reference_of",
     "use_source",
 ]
@@ -184,6 +185,12 @@ def load_function(reference: str) -> Callable[..., Any]:
 _in_use: list[str | None] = [None]
 _folders: dict[str, str | None] = {}  # folders the loader put on sys.path -> their source
 _set_aside: dict[str | None, tuple[dict[str, types.ModuleType], list[str]]] = {}
+
+
+def plain_path() -> list[str]:
+    """``sys.path`` without the folders the loader put on it: what another interpreter
+    should start with to import what this one can, before loading any pipeline."""
+    return [p for p in sys.path if p not in _folders]
 
 
 def use_source(root: str | None) -> None:

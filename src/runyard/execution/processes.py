@@ -2,7 +2,9 @@
 
 Runs are forked by a ``ForkServer`` (where the OS allows it; else by the engine itself), a
 process that already imported the pipeline's module, so a run starts with one ``fork`` and
-no interpreter start-up. The run's process streams what happens back over a pipe; the engine
+no interpreter start-up. An engine whose pipelines all load by reference launches a lean
+server (a new interpreter without the store or the API); a foreground job, whose pipeline
+may exist only in this process, forks its server from itself. The run's process streams what happens back over a pipe; the engine
 is the only process that talks to the store (through a ``RunListener``). Whatever a run's
 process does (raise, ``sys.exit``, ``os._exit``, segfault, exhaust its memory limit, loop
 past its timeout) ends only that run.
@@ -17,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import multiprocessing
 import multiprocessing.connection
 import os
+import pathlib
 import selectors
 import signal
 import socket
@@ -29,13 +33,15 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from runyard import errors
 from runyard.core import pipelines, states
-from runyard.execution import boundary, capture, forkserver, runprocess
+from runyard.execution import boundary, capture, forkserver, loader, runprocess, workspace
 from runyard.execution.runprocess import OutputStore, RunTask, describe_exit
 
 __all__ = [
     "OutputStore",
     "ProcessExecutor",
+    "ReferenceLoader",
     "RunListener",
     "RunTask",
     "Session",
@@ -46,6 +52,49 @@ _HOST = socket.gethostname()
 
 # Which pipeline a run executes: the engine and the fork server each ask.
 Resolver = Callable[[RunTask], pipelines.PipelineDefinition]
+
+
+class ReferenceLoader:
+    """A ``Resolver`` that loads a run's pipeline from its task alone: by the pipeline's
+    reference, in the copy of its job's snapshot when it has one. What it loads it keeps, so
+    a fork server that calls it before forking starts every later run of the pipeline warm.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, pipelines.PipelineDefinition] = {}
+
+    def __call__(self, task: RunTask) -> pipelines.PipelineDefinition:
+        """Raises ``LoadError`` when the pipeline cannot be loaded."""
+        if task.source_root is not None:
+            loader.use_source(task.source_root)  # the run imports its own snapshot's modules
+            workspace.list_tree(pathlib.Path(task.source_root))  # runs then only copy
+        return self.load(task.job_id, task.pipeline_ref)
+
+    def load(self, job_id: str, reference: str) -> pipelines.PipelineDefinition:
+        """Job ``job_id``'s pipeline, from ``reference``; raises ``LoadError``."""
+        pipeline = self._loaded.get(reference)
+        if pipeline is None:
+            if not reference:
+                raise errors.LoadError(
+                    f"job {job_id} has no pipeline file on record (it was defined "
+                    "interactively); only the process that created it can execute it"
+                )
+            pipeline = self._loaded[reference] = loader.load_pipeline(reference).pipeline
+        return pipeline
+
+
+def _run(
+    resolve: Resolver, outputs: OutputStore, task: RunTask, message_fd: int, output_fd: int
+) -> None:
+    """A run's body as a fork server calls it, with the engine's descriptors."""
+    writer = multiprocessing.connection.Connection(message_fd, readable=False)
+    runprocess.run(resolve(task), task, writer, output_fd, outputs)
+
+
+def _reference_server(outputs: OutputStore) -> tuple[forkserver.RunBody, forkserver.Warm]:
+    """The run body and warm-up of a launched fork server: pipelines by reference."""
+    resolve = ReferenceLoader()
+    return functools.partial(_run, resolve, outputs), resolve
 
 
 class RunListener(Protocol):
@@ -147,9 +196,16 @@ class ProcessExecutor:
         self.memory_limit_mb = memory_limit_mb
         self.use_fork_server = use_fork_server
 
-    def session(self, resolve: Resolver, listener: RunListener) -> Session:
-        """Start executing (the fork server is forked now); close the session when done."""
-        return Session(self, resolve, listener)
+    def session(
+        self, resolve: Resolver, listener: RunListener, *, by_reference: bool = False
+    ) -> Session:
+        """Start executing (the fork server is started now); close the session when done.
+
+        With ``by_reference`` every run's pipeline can be loaded by its task's reference
+        (``ReferenceLoader``), so the fork server is a new, lean interpreter rather than a
+        fork of this process; ``resolve`` then serves only the engine's own direct forks.
+        """
+        return Session(self, resolve, listener, by_reference=by_reference)
 
     def execute(
         self,
@@ -180,17 +236,28 @@ class Session:
     """The engine's side of executing runs: start, poll, stop. Use it as a context
     manager: leaving it on an error kills every run still going and reports it KILLED."""
 
-    def __init__(self, executor: ProcessExecutor, resolve: Resolver, listener: RunListener) -> None:
+    def __init__(
+        self,
+        executor: ProcessExecutor,
+        resolve: Resolver,
+        listener: RunListener,
+        *,
+        by_reference: bool = False,
+    ) -> None:
         self.executor = executor
         self.resolve = resolve
         self.listener = listener
         self.children: dict[str, _Child] = {}
         self._selector = selectors.DefaultSelector()
-        self._server = (
-            forkserver.ForkServer.start(self._server_body, warm=resolve)
-            if executor.use_fork_server
-            else None
-        )
+        self._server: forkserver.ForkServer | None = None
+        if executor.use_fork_server and by_reference:
+            self._server = forkserver.ForkServer.launch(
+                functools.partial(_reference_server, executor.outputs), path=loader.plain_path()
+            )
+        elif executor.use_fork_server:
+            self._server = forkserver.ForkServer.start(
+                functools.partial(_run, resolve, executor.outputs), warm=resolve
+            )
         self._early_exits: dict[int, int] = {}  # exits reported before their pid was bound
         if self._server is not None:
             self._selector.register(self._server.fileno(), selectors.EVENT_READ, None)
@@ -285,11 +352,6 @@ class Session:
             self._server = None
 
     # -- internals ---------------------------------------------------------------------
-
-    def _server_body(self, task: RunTask, message_fd: int, output_fd: int) -> None:
-        """A run's body as the fork server calls it, with the engine's descriptors."""
-        writer = multiprocessing.connection.Connection(message_fd, readable=False)
-        runprocess.run(self.resolve(task), task, writer, output_fd, self.executor.outputs)
 
     def _spawn(self, task: RunTask, pipeline: pipelines.PipelineDefinition) -> _Child:
         reader, writer = multiprocessing.Pipe(duplex=False)

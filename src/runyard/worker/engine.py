@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
-import pathlib
 import socket
 import time
 import uuid
@@ -21,7 +20,7 @@ from typing import Protocol
 
 from runyard import errors
 from runyard.core import pipelines, records, snapshots
-from runyard.execution import environment, loader, processes, workspace
+from runyard.execution import environment, loader, processes
 from runyard.storage import artifacts as artifacts_mod
 from runyard.storage import store as store_mod
 from runyard.worker import notifier as notifier_mod
@@ -109,7 +108,7 @@ class Worker:
         self.id = uuid.uuid4().hex
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._fixed = pipeline
-        self._loaded: dict[str, pipelines.PipelineDefinition] = {}
+        self._loader = processes.ReferenceLoader()
         self._on_heartbeat = on_heartbeat
         self._artifacts = artifacts  # with it, runs beyond a job's max_retained_runs are deleted
         self._notifier = notifier  # delivers hooks' notices on its thread while we work
@@ -151,7 +150,9 @@ class Worker:
             )
         )
         try:
-            with self._executor.session(self._resolve_task, self._recorder) as session:
+            with self._executor.session(
+                self._resolve_task, self._recorder, by_reference=self._fixed is None
+            ) as session:
                 # The thread starts after the fork server was forked: no run process is
                 # forked from a process with a thread that may hold a lock.
                 if self._notifier is not None:
@@ -327,7 +328,7 @@ class Worker:
         if pipeline is None:
             if self._fixed is None and place.source_root is not None:
                 loader.use_source(place.source_root)
-            pipeline = self._fixed or _load(job.id, place.reference)
+            pipeline = self._fixed or self._loader.load(job.id, place.reference)
             if pipeline.version != job.pipeline_version:
                 raise errors.LoadError(
                     f"pipeline {job.pipeline_name!r} at {job.pipeline_ref} is now version "
@@ -338,24 +339,10 @@ class Worker:
         return pipeline
 
     def _resolve_task(self, task: processes.RunTask) -> pipelines.PipelineDefinition:
-        """In the fork server (which must not touch the store): the run's pipeline, from
-        the task alone. The server calls this before forking, and keeps what it loaded, so
-        every later run of the pipeline starts with it in memory."""
+        """The run's pipeline, from the task alone, in whichever process forks the run (a
+        fork server must not touch the store). A worker with a fixed pipeline forks its
+        runs from a fork of itself; one without serves them from a launched fork server
+        (see ``ProcessExecutor.session``), and resolves here only for direct forks."""
         if self._fixed is not None:
             return self._fixed
-        if task.source_root is not None:
-            loader.use_source(task.source_root)  # the run imports its own snapshot's modules
-            workspace.list_tree(pathlib.Path(task.source_root))  # runs then only copy
-        pipeline = self._loaded.get(task.pipeline_ref)
-        if pipeline is None:
-            pipeline = self._loaded[task.pipeline_ref] = _load(task.job_id, task.pipeline_ref)
-        return pipeline
-
-
-def _load(job_id: str, reference: str) -> pipelines.PipelineDefinition:
-    if not reference:
-        raise errors.LoadError(
-            f"job {job_id} has no pipeline file on record (it was defined interactively); "
-            "only the process that created it can execute it"
-        )
-    return loader.load_pipeline(reference).pipeline
+        return self._loader(task)

@@ -1,5 +1,8 @@
 """The pipelines the engine benchmarks (benchmarks/engine.py) queue, in a real module so a
 ``runyard serve`` / ``runyard worker`` process can load them by their reference.
+
+The module is the whole of its project (with ``runyard.toml``), so a run's working copy is
+what a trivial pipeline's would be: two small files.
 """
 
 from __future__ import annotations
