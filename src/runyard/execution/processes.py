@@ -4,10 +4,12 @@ Runs are forked by a ``ForkServer`` (where the OS allows it; else by the engine 
 process that already imported the pipeline's module, so a run starts with one ``fork`` and
 no interpreter start-up. An engine whose pipelines all load by reference launches a lean
 server (a new interpreter without the store or the API); a foreground job, whose pipeline
-may exist only in this process, forks its server from itself. The run's process streams what happens back over a pipe; the engine
-is the only process that talks to the store (through a ``RunListener``). Whatever a run's
-process does (raise, ``sys.exit``, ``os._exit``, segfault, exhaust its memory limit, loop
-past its timeout) ends only that run.
+may exist only in this process, forks its server from itself.
+
+The run's process streams what happens back over a pipe; the engine is the only process
+that talks to the store (through a ``RunListener``). Whatever a run's process does (raise,
+``sys.exit``, ``os._exit``, segfault, exhaust its memory limit, loop past its timeout) ends
+only that run.
 
 A ``Session`` is the engine's side: start runs, poll them, stop them, for as long as a
 worker lives; ``ProcessExecutor.execute`` drives one session for the foreground path. The

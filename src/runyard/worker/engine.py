@@ -217,8 +217,9 @@ class Worker:
             session.poll(min(opts.poll, max(0.0, next_beat - time.monotonic())))
 
     def _wake_notifier(self) -> None:
-        """Runs ended and their notices are written: have them delivered now."""
-        if self._notifier is not None:
+        """Runs ended and what they noticed is written: have it delivered now (when a run
+        of a job with hooks or retries was among them; no other run writes notices)."""
+        if self._notifier is not None and self._recorder.take_followed_up():
             self._notifier.wake()
 
     def _waiting(self) -> bool:

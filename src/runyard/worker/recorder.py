@@ -86,6 +86,7 @@ class Recorder:
         self._runs: dict[str, _Tracked] = {}
         self._changes = store_mod.Changes()
         self._finished: list[records.Run] = []
+        self._followed_up = False  # a run of a job with hooks or retries ended since `take`
 
     @property
     def has_finished(self) -> bool:
@@ -111,7 +112,7 @@ class Recorder:
         """Record that a claimed run could not be started (its pipeline would not load)."""
         tracked = _Tracked(run, None, follow_up)
         self._move_run(tracked, _R.FAILURE, _time(at), reason=reason, kinds=("LoadError",))
-        self._finished.append(tracked.run)
+        self._end(tracked)
 
     # -- RunListener -------------------------------------------------------------------
 
@@ -209,7 +210,7 @@ class Recorder:
             self._move_run(
                 tracked, _R.KILLED if killed else _R.FAILURE, when, reason=reason, kinds=kinds
             )
-        self._finished.append(tracked.run)
+        self._end(tracked)
 
     def flush(self, *, force: bool = False) -> None:
         """Write what was reported since the last write, in one transaction.
@@ -236,6 +237,12 @@ class Recorder:
         finished, self._finished = self._finished, []
         return changes, finished
 
+    def take_followed_up(self) -> bool:
+        """Whether a run of a job with hooks or a retry policy ended since the last call:
+        only such an end writes notices to deliver."""
+        followed_up, self._followed_up = self._followed_up, False
+        return followed_up
+
     def written(self, finished: list[records.Run]) -> None:
         """The batch ``take`` handed over is written: tell ``on_run_finished``."""
         if self.on_run_finished is not None:
@@ -243,6 +250,10 @@ class Recorder:
                 self.on_run_finished(run)
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _end(self, tracked: _Tracked) -> None:
+        self._finished.append(tracked.run)
+        self._followed_up = self._followed_up or tracked.follow_up
 
     def _move_run(
         self,
