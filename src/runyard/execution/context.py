@@ -9,6 +9,7 @@ from typing import Any
 
 from runyard import errors
 from runyard.core import params
+from runyard.execution import exchange
 
 __all__ = [
     "StepContext",
@@ -42,11 +43,29 @@ def current() -> StepContext:
     """The context of the step running in this thread; raises ``OutsideStepError``."""
     ctx = _current.get()
     if ctx is None:
+        ctx = _file_step()
+    if ctx is None:
         raise errors.OutsideStepError(
             "No step is running here; runyard.get_step_param(), get_pipeline_param() and "
             "get_params() work only inside a step that runyard executes"
         )
     return ctx
+
+
+def _file_step() -> StepContext | None:
+    """The context of this process when runyard started it as a script or notebook step."""
+    found = exchange.current()
+    if found is None:
+        return None
+    return StepContext(
+        found.step_name,
+        found.pipeline_name,
+        found.pipeline_params,
+        found.step_params,
+        found.run_id,
+        found.job_id,
+        found.attempt,
+    )
 
 
 def current_step_name() -> str | None:
