@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import hashlib
+import logging
 import os
 import pathlib
 import shutil
@@ -308,6 +309,10 @@ def _run_notebook(
     keep: Keep | None,
 ) -> None:
     from runyard.execution import notebooks  # nbclient: only where notebooks run
+
+    quiet = logging.getLogger("traitlets")  # nbclient's "Executing notebook with kernel"
+    if quiet.level == logging.NOTSET:
+        quiet.setLevel(logging.WARNING)
 
     # Without a store to keep them in (Pipeline.run), the files stay in a folder of their
     # own, which the step's log names.
