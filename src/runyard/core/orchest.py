@@ -186,6 +186,10 @@ def _cycle(waiting: Mapping[str, OrchestStep]) -> list[str]:
     start = seen.index(key)
     # Walking parents goes against the connections: reverse, to read in running order.
     loop = seen[start:][::-1]
+    # Start at the step that comes first in the document, whichever step the walk began at.
+    order = list(waiting)
+    first = min(range(len(loop)), key=lambda i: order.index(loop[i]))
+    loop = loop[first:] + loop[:first]
     return [*loop, loop[0]]
 
 
