@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 ENV_VAR = "RUNYARD_STEP"  # the path of the running file step's step.pickle
+# core.steps.DEFAULT_OUTPUT, not imported from there: a script's process imports this
+# module, and core.steps would bring pydantic with it.
+DEFAULT_OUTPUT = "result"
 _INDEX = "index.jsonl"
 PICKLE = "pickle"
 ARROW = "arrow"  # a pyarrow.Table
@@ -249,10 +252,8 @@ def output(value: Any, name: str | None = None) -> None:
     """Hand ``value`` on to the steps downstream as output ``name`` (``result`` when not
     given). Raises ``OutsideStepError`` outside a file step, ``UsageError`` for a name that
     is not an identifier."""
-    from runyard.core import steps
-
     found = _required("output()")
-    name = steps.DEFAULT_OUTPUT if name is None else name
+    name = DEFAULT_OUTPUT if name is None else name
     if not isinstance(name, str) or not _NAME.match(name):
         raise errors.UsageError(
             f"Output name {name!r} is not valid; use letters, digits and underscores"
