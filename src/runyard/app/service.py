@@ -881,6 +881,11 @@ class Runyard:
         folder = self.workdirs.run_dir(self.store.get_run(run_id).id)
         return folder if folder.is_dir() else None
 
+    def kept_files(self, run_id: str) -> list[tuple[str, str]]:
+        """Files run ``run_id``'s steps left to keep (executed notebooks and their HTML), as
+        (step, path or URL)."""
+        return self.artifacts.kept_files(self.store.get_run(run_id).id)
+
     def artifacts_of(self, run_id: str) -> list[records.Artifact]:
         return self.store.list_artifacts(self.store.get_run(run_id).id)
 

@@ -26,7 +26,11 @@ app = typer.Typer(
 )
 
 PipelineArg = Annotated[
-    str, typer.Argument(metavar="FILE.py[:PIPELINE]", help="The pipeline to run.")
+    str,
+    typer.Argument(
+        metavar="FILE.py[:PIPELINE]",
+        help="The pipeline to run: FILE.py[:PIPELINE], or a .orchest pipeline file.",
+    ),
 ]
 ParamOpt = Annotated[
     list[str] | None,
