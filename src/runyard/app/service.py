@@ -11,12 +11,14 @@ import datetime as dt
 import os
 import pathlib
 import secrets
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from runyard import errors
+from runyard.app import data as data_mod
 from runyard.app import gridfile, projects, settings
 from runyard.core import grid as grid_mod
 from runyard.core import (
@@ -85,6 +87,22 @@ class Runyard:
             workdirs.Workdirs(work_dir, self.snapshot_store) if work_dir is not None else None
         )
         self._environment: snapshots.Environment | None = None
+        self._data: data_mod.DataService | None = None
+
+    @property
+    def data(self) -> data_mod.DataService:
+        """Data repos, data pipelines, their jobs and datums (see ``app.data``)."""
+        if self._data is None:
+            if self.workdirs is not None:
+                work_root = self.workdirs.root
+            elif self.home is not None:
+                work_root = self.home / "work"
+            else:
+                work_root = pathlib.Path(tempfile.gettempdir()) / "runyard-work"
+            self._data = data_mod.DataService(
+                self.store.data, self.snapshot_store, work_root=work_root, clock=self.clock
+            )
+        return self._data
 
     @classmethod
     def open(cls, config: settings.Settings | None = None) -> Runyard:

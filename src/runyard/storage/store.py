@@ -18,7 +18,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard import errors
 from runyard.core import hooks, records, registry, retries, schedules, snapshots, states, tokens
-from runyard.storage import endings, leases, migrate, notices, retention, scheduling, schema
+from runyard.storage import (
+    datastore,
+    endings,
+    leases,
+    migrate,
+    notices,
+    retention,
+    scheduling,
+    schema,
+)
 from runyard.storage import engine as engines
 from runyard.storage import events as events_mod
 from runyard.storage import jobs as jobs_sql
@@ -102,6 +111,11 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def data(self) -> datastore.DataStore:
+        """Data repos, data pipelines, their jobs and datums, in this database."""
+        return datastore.DataStore(self)
 
     def close(self) -> None:
         self.engine.dispose()
