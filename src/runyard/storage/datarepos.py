@@ -230,6 +230,11 @@ def list_commits(
         .limit(limit)
     )
     if branch is not None:
+        names = [b.name for b in branches(conn, repo)]
+        if branch not in names:
+            raise errors.NotFoundError(
+                f"Repo {repo!r} has no branch {branch!r}{errors.did_you_mean(branch, names)}"
+            )
         query = query.where(_C.branch == branch)
     return [_commit(r) for r in conn.execute(query)]
 
