@@ -28,6 +28,7 @@ __all__ = [
     "list_pipelines",
     "move",
     "read_job",
+    "recover_lost",
     "request_stop",
     "reusable",
     "update_job",
@@ -237,7 +238,12 @@ def claim(
                 _J.id == c.id,
                 _J.state == str(dp.DataJobState.CREATED),
             )
-            .values(state=str(dp.DataJobState.STARTING), worker=worker, started_at=at)
+            .values(
+                state=str(dp.DataJobState.STARTING),
+                worker=worker,
+                started_at=at,
+                heartbeat_at=at,
+            )
         )
         if taken.rowcount == 1:
             return read_job(conn, c.pipeline, c.id)
@@ -277,6 +283,45 @@ def update_job(conn: sa.Connection, pipeline: str, job_id: str, **fields: Any) -
     conn.execute(
         schema.data_jobs.update().where(_J.pipeline == pipeline, _J.id == job_id).values(**fields)
     )
+
+
+def recover_lost(conn: sa.Connection, *, at: dt.datetime, lease: float) -> list[dp.DataJob]:
+    """Jobs whose worker has given no sign of life for ``lease`` seconds: one whose output
+    commit is written ends SUCCESS; the others go back to CREATED (RESTART + 1) with their
+    datum records deleted, for any worker to run again. Returns them as they are now."""
+    since = at - dt.timedelta(seconds=lease)
+    rows = conn.execute(
+        sa.select(schema.data_jobs).where(
+            _J.state.in_([str(s) for s in dp.ACTIVE]), _J.heartbeat_at < since
+        )
+    ).all()
+    recovered = []
+    for row in rows:
+        job = _job(row)
+        why = f"restarted: its worker {job.worker} gave no sign of life for {lease:g} s"
+        if job.output_commit is not None:
+            moved = move(conn, job, dp.DataJobState.SUCCESS, at=at)
+        else:
+            conn.execute(
+                schema.data_datums.delete().where(_D.pipeline == job.pipeline, _D.job_id == job.id)
+            )
+            moved = move(
+                conn,
+                job,
+                dp.DataJobState.CREATED,
+                at=at,
+                reason=why,
+                restarts=job.restarts + 1,
+                worker=None,
+                heartbeat_at=None,
+                data_processed=0,
+                data_skipped=0,
+                data_failed=0,
+                data_total=0,
+            )
+        if moved is not None:
+            recovered.append(moved)
+    return recovered
 
 
 def request_stop(conn: sa.Connection, job: dp.DataJob, *, at: dt.datetime) -> bool:

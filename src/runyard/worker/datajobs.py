@@ -59,6 +59,7 @@ class DataJobExecutor:
         work_root: pathlib.Path,
         clock: Clock = _utcnow,
         poll: float = 0.1,
+        lease: float = 30.0,
         on_finished: Callable[[dp.DataJob], None] | None = None,
     ) -> None:
         self.data = data
@@ -66,12 +67,18 @@ class DataJobExecutor:
         self.work_root = work_root
         self.clock = clock
         self.poll = poll
+        self.lease = lease  # a job whose heartbeat is older was lost with its worker
         self.on_finished = on_finished
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def recover(self) -> list[dp.DataJob]:
+        """Restart the jobs whose worker was lost (no heartbeat for ``lease`` seconds)."""
+        return self.data.recover_lost_jobs(at=self.clock(), lease=self.lease)
 
     def run_set(self, global_id: str) -> list[dp.DataJob]:
         """Execute the jobs of job set ``global_id`` that no worker took yet, upstream
         first; returns the set's jobs as they ended."""
+        self.recover()
         while True:
             job = self.data.claim_job(worker=self.name, at=self.clock(), job_id=global_id)
             if job is None:
@@ -95,6 +102,9 @@ class DataJobExecutor:
             ended = self._end(job, stop.state, stop.reason)
         except errors.RunyardError as exc:
             ended = self._end(job, _S.FAILURE, exc.message)
+        except KeyboardInterrupt:
+            self._end(job, _S.KILLED, "interrupted (Ctrl-C) while it ran here")
+            raise
         if self.on_finished is not None:
             self.on_finished(ended)
         return ended
@@ -105,6 +115,9 @@ class DataJobExecutor:
         return self.data.get_job(job.pipeline, job.id)
 
     def _check(self, job: dp.DataJob, deadline: float | None) -> None:
+        """Renew the job's heartbeat; raises ``_Stopped`` when it was asked to stop or ran
+        past its ``job_timeout``."""
+        self.data.update_job(job.pipeline, job.id, heartbeat_at=self.clock())
         now = self._current(job)
         if now.stop_requested:
             raise _Stopped(_S.KILLED, "stopped by a user")
@@ -315,13 +328,10 @@ class DataJobExecutor:
                     self._flush(job, pending_records, stats)
                     pending_records = []
                     next_flush = time.monotonic() + _FLUSH_EVERY
-                    try:
-                        self._check(job, deadline)
-                    except _Stopped:
-                        runner.stop()
-                        for fut in waiting:
-                            fut.cancel()
-                        raise
+                    self._check(job, deadline)
+        except BaseException:  # a stop, a timeout, Ctrl-C: kill what runs, run no more
+            runner.stop()
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             if pending_records:
@@ -402,8 +412,12 @@ class DataJobPoller:
             self._thread.join()
 
     def _loop(self) -> None:
+        next_recovery = 0.0
         while not self._stop.is_set():
             try:
+                if time.monotonic() >= next_recovery:
+                    self.executor.recover()
+                    next_recovery = time.monotonic() + 2.0
                 job = self.executor.run_next()
             except errors.RunyardError:
                 job = None  # the store was busy or gone; try again after a pause
