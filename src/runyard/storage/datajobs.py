@@ -209,7 +209,7 @@ def list_jobs(
     wanted = [str(s) for s in states]
     if wanted:
         query = query.where(_J.state.in_(wanted))
-    found = [_job(r) for r in conn.execute(query)]
+    found = [_job(r) for r in conn.execute(query).all()]
     sets: dict[str, int] = {}
     for job in found:
         sets.setdefault(job.id, len(sets))
@@ -345,6 +345,7 @@ def request_stop(conn: sa.Connection, job: dp.DataJob, *, at: dt.datetime) -> bo
 
 
 def add_datums(conn: sa.Connection, datums: Sequence[dp.DatumRecord]) -> None:
+    """Record datums; a SKIPPED one without its outputs (its SUCCESS record has them)."""
     if not datums:
         return
     conn.execute(
@@ -356,7 +357,11 @@ def add_datums(conn: sa.Connection, datums: Sequence[dp.DatumRecord]) -> None:
                 "id": d.id,
                 "state": str(d.state),
                 "files": list(d.files),
-                "outputs": [[o.path, o.digest, o.size] for o in d.outputs],
+                "outputs": (
+                    [[o.path, o.digest, o.size] for o in d.outputs]
+                    if d.state is not dp.DatumState.SKIPPED
+                    else []
+                ),
                 "tries": d.tries,
                 "seconds": d.seconds,
                 "logs": d.logs,
@@ -371,16 +376,15 @@ def reusable(
     conn: sa.Connection, pipeline: str, datum_ids: Sequence[str]
 ) -> dict[str, tuple[datarepos.FileEntry, ...]]:
     """The outputs of the datums among ``datum_ids`` that a job of ``pipeline`` processed
-    (or skipped) successfully before."""
+    successfully before (a SKIPPED record keeps no outputs: the SUCCESS one has them)."""
     found: dict[str, tuple[datarepos.FileEntry, ...]] = {}
-    ok = [str(dp.DatumState.SUCCESS), str(dp.DatumState.SKIPPED)]
     for start in range(0, len(datum_ids), 500):
         chunk = datum_ids[start : start + 500]
         rows = conn.execute(
             sa.select(_D.id, _D.outputs).where(
-                _D.pipeline == pipeline, _D.id.in_(chunk), _D.state.in_(ok)
+                _D.pipeline == pipeline, _D.id.in_(chunk), _D.state == str(dp.DatumState.SUCCESS)
             )
-        )
+        ).all()
         for row in rows:
             found[row.id] = tuple(datarepos.FileEntry(p, d, s) for p, d, s in row.outputs)
     return found

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import datetime as dt
+import itertools
 import os
 import pathlib
 import shutil
@@ -307,13 +308,21 @@ class DataJobExecutor:
         pending_records: list[dp.DatumRecord] = []
         stats = {"processed": 0, "failed": 0, "dl": 0, "ul": 0, "dlt": 0.0, "ult": 0.0, "pt": 0.0}
         pool = futures.ThreadPoolExecutor(max_workers=spec.parallelism)
+        # A few datums queued per thread, not all: waiting on a set of futures costs a
+        # pass over the set, and a job may have 100,000 datums.
+        window = spec.parallelism * 4
+        queue = iter(todo)
         try:
-            waiting = {pool.submit(runner.run, keyed[i], i) for i in todo}
+            waiting = {
+                pool.submit(runner.run, keyed[i], i) for i in itertools.islice(queue, window)
+            }
             next_flush = time.monotonic() + _FLUSH_EVERY
             while waiting:
                 finished, waiting = futures.wait(
                     waiting, timeout=_FLUSH_EVERY, return_when=futures.FIRST_COMPLETED
                 )
+                for i in itertools.islice(queue, len(finished)):
+                    waiting.add(pool.submit(runner.run, keyed[i], i))
                 for fut in finished:
                     result = fut.result()
                     results.append(result)
