@@ -155,18 +155,17 @@ class DataJobExecutor:
 
     def _datums(
         self, spec_input: datums.Input, commits: dict[str, str | None]
-    ) -> tuple[list[datums.Datum], int]:
-        """The datums of ``spec_input``; and the bytes of the file lists read."""
+    ) -> list[datums.Datum]:
+        """The datums ``spec_input`` cuts from the input commits (none from an input whose
+        branch had no commit)."""
         if isinstance(spec_input, datums.PfsInput):
             commit = commits.get(spec_input.name)
             if commit is None:
-                return [], 0
+                return []
             entries = self.data.files(spec_input.repo, commit)
-            return datums.glob_datums(spec_input, commit, entries), 0
-        groups = [self._datums(sub, commits)[0] for sub in spec_input.inputs]
-        if spec_input.kind == "cross":
-            return datums.cross(groups), 0
-        return datums.union(groups), 0
+            return datums.glob_datums(spec_input, commit, entries)
+        groups = [self._datums(sub, commits) for sub in spec_input.inputs]
+        return datums.cross(groups) if spec_input.kind == "cross" else datums.union(groups)
 
     def _run(
         self,
@@ -176,7 +175,7 @@ class DataJobExecutor:
         commits: dict[str, str | None],
         deadline: float | None,
     ) -> dp.DataJob:
-        all_datums, _ = self._datums(spec.input, commits)
+        all_datums = self._datums(spec.input, commits)
         keyed: dict[str, datums.Datum] = {}
         for d in all_datums:
             keyed.setdefault(d.id_for(salt), d)
