@@ -295,3 +295,12 @@ def test_bad_requests_name_the_fix(app: service.Runyard, texts: pathlib.Path) ->
         app.data.delete_repo("texts")
     with pytest.raises(errors.ConflictError, match="delete the pipeline instead"):
         app.data.delete_repo("upper")
+
+
+def test_a_job_over_its_job_timeout_is_killed(app: service.Runyard, texts: pathlib.Path) -> None:
+    _, jobs = app.data.create_pipeline(spec(stdin="sleep 60", job_timeout="0.5s"))
+    started = time.monotonic()
+    (job,) = run(app, jobs)
+    assert time.monotonic() - started < 20
+    assert job.state is S.KILLED
+    assert job.reason == "it ran longer than its job_timeout"

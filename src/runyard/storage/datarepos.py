@@ -230,8 +230,13 @@ def list_commits(
         .limit(limit)
     )
     if branch is not None:
+        names = [b.name for b in branches(conn, repo)]
+        if branch not in names:
+            raise errors.NotFoundError(
+                f"Repo {repo!r} has no branch {branch!r}{errors.did_you_mean(branch, names)}"
+            )
         query = query.where(_C.branch == branch)
-    return [_commit(r) for r in conn.execute(query)]
+    return [_commit(r) for r in conn.execute(query).all()]
 
 
 def files(
@@ -245,7 +250,9 @@ def files(
     )
     if folder != "/":
         query = query.where(_in_folder(folder))
-    return [datarepos.FileEntry(r.path, r.digest, r.size) for r in conn.execute(query)]
+    # One fetch of every row: iterating fetches row by row, each through the fork guard.
+    rows = conn.execute(query).all()
+    return [datarepos.FileEntry(r.path, r.digest, r.size) for r in rows]
 
 
 def _in_folder(folder: str) -> sa.ColumnElement[bool]:

@@ -175,6 +175,10 @@ class DataStore:
         with self._store._write() as conn:
             jobs_sql.update_job(conn, pipeline, job_id, **fields)
 
+    def recover_lost_jobs(self, *, at: dt.datetime, lease: float) -> list[dp.DataJob]:
+        with self._store._write() as conn:
+            return jobs_sql.recover_lost(conn, at=at, lease=lease)
+
     def request_stop(self, job: dp.DataJob, *, at: dt.datetime) -> bool:
         with self._store._write() as conn:
             return jobs_sql.request_stop(conn, job, at=at)
