@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 
-from runyard.core import records, registry
+from runyard.core import records, registry, schedules
 
 __all__ = [
     "ErrorOut",
@@ -23,8 +23,13 @@ __all__ = [
     "ProcessingRef",
     "ProcessingStepOut",
     "ResultOut",
+    "RetriedOut",
     "RunDetailOut",
     "RunOut",
+    "RunsMadeOut",
+    "ScheduleIn",
+    "ScheduleOut",
+    "SchedulePreview",
     "StepRunOut",
     "StopOut",
     "TagsIn",
@@ -219,6 +224,78 @@ class ProcessingRef(pydantic.BaseModel):
     version: str | None = pydantic.Field(default=None, max_length=200)
 
 
+# A time given in a request: ISO 8601, as ``2026-12-01T09:00+01:00``. A string with a
+# pattern, not a ``datetime``, which would take a number of seconds since 1970 too.
+ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+IsoTime = Annotated[str, pydantic.StringConstraints(pattern=ISO_TIME, max_length=40)]
+
+
+class ScheduleIn(pydantic.BaseModel):
+    """When a job's runs are made: once ``at`` a time, or at every tick of ``cron`` in
+    ``timezone`` (between ``start`` and ``end``). Neither: now."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    at: IsoTime | None = None  # without a zone: in ``timezone``
+    cron: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
+    timezone: str = pydantic.Field(default="UTC", min_length=1, max_length=64)
+    start: IsoTime | None = None
+    end: IsoTime | None = None
+    overlap: schedules.Overlap = schedules.Overlap.SKIP
+    catchup: schedules.Catchup = schedules.Catchup.LATEST
+    catchup_limit: int = pydantic.Field(default=10, ge=1, le=1000)
+
+
+class ScheduleOut(pydantic.BaseModel):
+    job_id: str
+    kind: str  # at, cron
+    at: dt.datetime | None
+    cron: str | None
+    timezone: str
+    start: dt.datetime | None
+    end: dt.datetime | None
+    overlap: str
+    catchup: str
+    paused: bool
+    next_fire_at: dt.datetime | None  # None: it will not fire again
+    next_fires: list[dt.datetime]  # the next few fire times (none while paused)
+
+    @classmethod
+    def of(cls, schedule: records.Schedule, *, count: int = 5) -> ScheduleOut:
+        trigger = schedule.trigger
+        fires: list[dt.datetime] = []
+        if not schedule.paused and schedule.next_fire_at is not None:
+            fires.append(schedule.next_fire_at)
+            while len(fires) < count and (following := trigger.next_after(fires[-1])):
+                fires.append(following)
+        return cls(
+            job_id=schedule.job_id,
+            kind=trigger.kind,
+            at=trigger.at,
+            cron=trigger.cron,
+            timezone=trigger.timezone,
+            start=trigger.start,
+            end=trigger.end,
+            overlap=str(trigger.overlap),
+            catchup=str(trigger.catchup),
+            paused=schedule.paused,
+            next_fire_at=schedule.next_fire_at,
+            next_fires=fires,
+        )
+
+
+class SchedulePreview(pydantic.BaseModel):
+    fires: list[dt.datetime]  # when it would fire from now, the first first
+
+
+class RunsMadeOut(pydantic.BaseModel):
+    runs: int  # how many runs were made
+
+
+class RetriedOut(pydantic.BaseModel):
+    run_ids: list[str]  # the new runs, one per run retried
+
+
 class JobCreate(pydantic.BaseModel):
     """A job of a registered processing step: a grid (lists of values per parameter, as
     in a ``.parameters.json`` file) or one set of ``parameters``, not both."""
@@ -235,6 +312,11 @@ class JobCreate(pydantic.BaseModel):
     max_parallel_runs: int | None = pydantic.Field(default=None, ge=1, le=100_000)
     priority: int = pydantic.Field(default=0, ge=-1_000_000, le=1_000_000)
     input_workdata: list[str] = pydantic.Field(default_factory=list, max_length=10_000)
+    # Runs of the grid left out: an index, or a filter on parameter values ({"lr": 0.1},
+    # {"step.param": 3}) that leaves out every run it matches.
+    deselect: list[int | dict[str, Any]] = pydantic.Field(default_factory=list, max_length=100_000)
+    schedule: ScheduleIn | None = None  # at a time or on cron; None: runs are made now
+    run_timeout: float | None = pydantic.Field(default=None, gt=0, le=31 * 24 * 3600)
 
 
 class ParametersIn(pydantic.BaseModel):

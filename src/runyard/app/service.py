@@ -11,12 +11,14 @@ import datetime as dt
 import os
 import pathlib
 import secrets
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from runyard import errors
+from runyard.app import data as data_mod
 from runyard.app import gridfile, projects, settings
 from runyard.core import grid as grid_mod
 from runyard.core import (
@@ -85,6 +87,22 @@ class Runyard:
             workdirs.Workdirs(work_dir, self.snapshot_store) if work_dir is not None else None
         )
         self._environment: snapshots.Environment | None = None
+        self._data: data_mod.DataService | None = None
+
+    @property
+    def data(self) -> data_mod.DataService:
+        """Data repos, data pipelines, their jobs and datums (see ``app.data``)."""
+        if self._data is None:
+            if self.workdirs is not None:
+                work_root = self.workdirs.root
+            elif self.home is not None:
+                work_root = self.home / "work"
+            else:
+                work_root = pathlib.Path(tempfile.gettempdir()) / "runyard-work"
+            self._data = data_mod.DataService(
+                self.store.data, self.snapshot_store, work_root=work_root, clock=self.clock
+            )
+        return self._data
 
     @classmethod
     def open(cls, config: settings.Settings | None = None) -> Runyard:
@@ -838,9 +856,20 @@ class Runyard:
         limit: int = 100,
         before: tuple[dt.datetime, str] | None = None,
         parent: str | None = None,
+        name: str | None = None,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
     ) -> list[records.JobSummary]:
         return self.store.list_jobs(
-            pipeline=pipeline, state=state, tag=tag, limit=limit, before=before, parent=parent
+            pipeline=pipeline,
+            state=state,
+            tag=tag,
+            limit=limit,
+            before=before,
+            parent=parent,
+            name=name,
+            created_after=created_after,
+            created_before=created_before,
         )
 
     def list_runs(self, job_id: str, *, state: states.RunState | None = None) -> list[records.Run]:
@@ -991,6 +1020,31 @@ class Runyard:
         self.store.create_retry(parent, run)
         return run
 
+    def retry_failed(self, job_id: str, *, all_steps: bool = False) -> list[records.Run]:
+        """Retry every run of a job that ended without success (FAILURE or KILLED) and was
+        not retried yet, each as ``retry_run`` does; the new runs. Raises ``UsageError``
+        when there is none."""
+        job = self.store.get_job(job_id)
+        ended = [
+            r
+            for r in self.store.list_runs(job.id)
+            if r.state in (states.RunState.FAILURE, states.RunState.KILLED) and not r.retried_by
+        ]
+        if not ended:
+            raise errors.UsageError(
+                f"Job {job.id} has no failed or killed run to retry; `runyard run retry RUN` "
+                "re-runs a run that succeeded"
+            )
+        retried = []
+        for run in ended:
+            try:
+                retried.append(self.retry_run(run.id, all_steps=all_steps))
+            except errors.UsageError:
+                # Every step succeeded and the run still failed (its timeout, a kill after
+                # the last step): there is nothing to re-run from failure, so all of it runs.
+                retried.append(self.retry_run(run.id, all_steps=True))
+        return retried
+
     # -- engines and stopping ------------------------------------------------------------
 
     def run_env(self) -> dict[str, str]:
@@ -1046,6 +1100,10 @@ class Runyard:
 
     def schedule(self, job_id: str) -> records.Schedule | None:
         return self.store.get_schedule(self.store.get_job(job_id).id)
+
+    def list_schedules(self, *, limit: int = 1000) -> list[records.Schedule]:
+        """Every scheduled job's schedule, the next to fire first."""
+        return self.store.list_schedules(limit=limit)
 
     def pause(self, job_id: str, *, paused: bool = True) -> None:
         """Pause (or resume) a scheduled job; ticks missed while paused do not fire."""

@@ -570,6 +570,36 @@ def run_now(
         render.console.print(f"{made} run(s) queued now.")
 
 
+@app.command("retry")
+def retry_failed(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+    all_steps: Annotated[
+        bool, typer.Option("--all", help="Run every step again, reusing nothing.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="When an engine runs them, wait for them to end.")
+    ] = False,
+) -> None:
+    """Retry every failed or killed run of a job, from failure: each new run reuses the
+    outputs of the steps that succeeded; exits 1 unless the job then succeeds."""
+    with service.connect() as ryard:
+        retried = ryard.retry_failed(job_id, all_steps=all_steps)
+        job = ryard.get_job(job_id).job
+        render.console.print(f"Job {job.id}: {len(retried)} run(s) retried.")
+        if ryard.engines():
+            if not wait:
+                return
+            ryard.wait_runs([r.id for r in retried], timeout=float("inf"))
+            summary = ryard.get_job(job.id)
+        else:  # no engine: run them here
+            summary = ryard.execute_job(job.id)
+    render.console.print(
+        f"Job {summary.job.id} {str(summary.state).lower()}: {render.progress(summary)}"
+    )
+    if summary.state is not states.JobState.SUCCESS:
+        raise typer.Exit(1)
+
+
 @app.command("priority")
 def set_priority(
     job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],

@@ -19,7 +19,7 @@ from runyard.core import records, schedules, states
 from runyard.storage import events as events_mod
 from runyard.storage import leases, schema
 
-__all__ = ["fire_due", "get_schedule", "run_now", "set_paused", "trigger_row"]
+__all__ = ["fire_due", "get_schedule", "list_schedules", "run_now", "set_paused", "trigger_row"]
 
 _R = states.RunState
 BUSY = [_R.CREATED.value, _R.QUEUED.value, *leases.ACTIVE]
@@ -63,6 +63,20 @@ def get_schedule(conn: sa.Connection, job_id: str) -> records.Schedule | None:
     if row is None:
         return None
     return records.Schedule(job_id, _trigger(row), row.paused, row.next_fire_at)
+
+
+def list_schedules(conn: sa.Connection, *, limit: int) -> list[records.Schedule]:
+    """Every job's schedule, the next to fire first, then those that will not fire again."""
+    c = schema.schedules.c
+    query = (
+        sa.select(schema.schedules)
+        .order_by(c.next_fire_at.is_(None), c.next_fire_at, c.job_id)
+        .limit(limit)
+    )
+    return [
+        records.Schedule(row.job_id, _trigger(row), row.paused, row.next_fire_at)
+        for row in conn.execute(query)
+    ]
 
 
 def fire_due(
