@@ -15,6 +15,7 @@ from runyard import errors
 from runyard.app import service
 from runyard.core import states
 from runyard.execution import exchange, loader
+from tests.integration.test_api import serving
 
 PIPE = """
 import runyard
@@ -336,6 +337,21 @@ def test_notebook_steps_keep_their_executed_notebook_and_name_a_failing_cell(
     assert "got [0, 1, 2]" in logged
     assert f"Executed notebook: {kept[1][1]}" in logged
     assert f"Executed notebook as HTML: {kept[0][1]}" in logged
+    with serving(app, auth=False) as client:  # what the UI will show
+        detail = client.get(f"/api/v1/runs/{good.id}").json()
+        assert [(f["step"], f["name"], f["path"]) for f in detail["files"]] == [
+            ("check", "check.html", kept[0][1]),
+            ("check", "check.ipynb", kept[1][1]),
+        ]
+        page = client.get(detail["files"][0]["url"])
+        assert page.status_code == 200, page.text
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert "got [0, 1, 2]" in page.text
+        notebook = client.get(detail["files"][1]["url"])
+        assert "".join(notebook.json()["cells"][1]["outputs"][0]["text"]) == "got [0, 1, 2]\n"
+        missing = client.get(f"/api/v1/runs/{good.id}/files/check/secret.txt")
+        assert missing.status_code == 404
+        assert missing.json()["message"].endswith("kept: check/check.html, check/check.ipynb")
 
     assert bad.state is states.RunState.FAILURE
     failed = {s.step_name: s for s in app.step_runs(bad.id)}["check"]

@@ -904,6 +904,20 @@ class Runyard:
         (step, path or URL)."""
         return self.artifacts.kept_files(self.store.get_run(run_id).id)
 
+    def open_kept_file(self, run_id: str, step: str, name: str) -> BinaryIO:
+        """One file ``kept_files`` lists, by its step and file name, for reading.
+
+        Raises ``NotFoundError`` naming the run's kept files when there is no such file.
+        """
+        kept = self.kept_files(run_id)
+        for kept_step, where in kept:
+            if kept_step == step and where.rsplit("/", 1)[-1] == name:
+                return self.artifacts.open_uri(where)
+        listed = ", ".join(f"{s}/{w.rsplit('/', 1)[-1]}" for s, w in kept) or "none"
+        raise errors.NotFoundError(
+            f"Run {run_id} kept no file {name!r} of step {step!r}; kept: {listed}"
+        )
+
     def artifacts_of(self, run_id: str) -> list[records.Artifact]:
         return self.store.list_artifacts(self.store.get_run(run_id).id)
 
