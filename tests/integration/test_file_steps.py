@@ -203,6 +203,31 @@ def test_declared_outputs_must_be_made_and_a_function_reads_only_a_single_output
     assert "reads the output of step 'load', which made 2 outputs (rows, meta)" in error.message
 
 
+def test_an_output_that_cannot_be_read_back_fails_its_step_saying_why(
+    project: pathlib.Path,
+) -> None:
+    write(
+        project,
+        {
+            "steps/load.py": """
+            import runyard
+
+            class Rows(list):
+                pass
+
+            runyard.output(Rows([1, 2]), name="rows")
+            """
+        },
+    )
+    pipe = loader.load_pipeline(f"{project / 'pipe.py'}:pipe").pipeline
+    error = pipe.run().steps["load"].error
+    assert error is not None
+    assert error.message.startswith(
+        "Output 'rows' cannot be read back outside the step's process: AttributeError: "
+    )
+    assert "not in the script itself" in error.message
+
+
 def test_arrow_tables_cross_as_arrow_ipc(project: pathlib.Path, tmp_path: pathlib.Path) -> None:
     pyarrow = pytest.importorskip("pyarrow")
     table = pyarrow.table({"a": [1, 2, 3], "b": ["x", "y", "z"]})

@@ -169,7 +169,14 @@ def read_outputs(step_file: pathlib.Path) -> dict[str, Any]:
         return values
     for line in index.read_text(encoding="utf-8").splitlines():
         entry = json.loads(line)
-        values[entry["name"]] = read_value(folder / entry["file"], entry["serializer"])
+        try:
+            values[entry["name"]] = read_value(folder / entry["file"], entry["serializer"])
+        except Exception as exc:
+            raise errors.UsageError(
+                f"Output {entry['name']!r} cannot be read back outside the step's process: "
+                f"{type(exc).__name__}: {exc}. Output built-in values, or objects of classes "
+                "defined in a module the pipeline can import (not in the script itself)"
+            ) from exc
     return values
 
 
