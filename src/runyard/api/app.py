@@ -10,7 +10,7 @@ import starlette.routing
 
 import runyard
 from runyard import errors
-from runyard.api import events, routes, workdata
+from runyard.api import events, routes, schedules, workdata
 from runyard.app import service
 
 __all__ = ["create_app"]
@@ -78,6 +78,7 @@ def create_app(
     api.include_router(routes.router)
     api.include_router(events.router)
     api.include_router(workdata.router)
+    api.include_router(schedules.router)
     return api
 
 

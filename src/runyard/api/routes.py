@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 from typing import Annotated
 
 import fastapi
 import pydantic_core
 
 from runyard import errors
-from runyard.api import auth, schemas
+from runyard.api import auth, cursors, schemas
 from runyard.app import service
-from runyard.core import records, registry, states, tokens
+from runyard.core import grid as grid_mod
+from runyard.core import records, registry, schedules, states, tokens
 
 __all__ = ["router"]
 
@@ -50,14 +49,14 @@ def list_jobs(
         state=state,
         tag=tag,
         limit=limit + 1,
-        before=_decode(cursor),
+        before=cursors.decode(cursor),
         parent=parent,
     )
     page = found[:limit]
     more = len(found) > limit
     return schemas.JobPage(
         items=[_job_out(ryard, s) for s in page],
-        next_cursor=_encode(page[-1].job.created_at, page[-1].id) if more else None,
+        next_cursor=cursors.encode(page[-1].job.created_at, page[-1].id) if more else None,
     )
 
 
@@ -77,10 +76,16 @@ def create_job(ryard: Ryard, body: schemas.JobCreate) -> schemas.JobOut:
         if body.grid is not None or body.parameters is not None:
             raise errors.UsageError("An empty job takes no grid or parameters; select first")
         return _job_out(ryard, ryard.create_empty_job(body.name or "job", tags=body.tags))
+    trigger = None
+    if body.schedule is not None:
+        trigger = schedules.make_trigger(now=ryard.clock(), **body.schedule.model_dump())
     summary = ryard.create_job_from(
         body.processing.name,
         body.processing.version,
-        start=body.start,
+        start=body.start and trigger is None,  # a schedule's ticks queue its runs
+        trigger=trigger,
+        deselect=body.deselect,
+        run_timeout=body.run_timeout,
         grid=body.grid,
         parameters=body.parameters,
         name=body.name,
@@ -203,14 +208,63 @@ def stop_job(ryard: Ryard, job_id: str) -> schemas.StopOut:
     return schemas.StopOut.of(ryard.stop_job(job_id))
 
 
+@router.post(
+    "/jobs/{job_id}/pause", dependencies=_WRITE, response_model=schemas.JobOut, tags=["jobs"]
+)
+def pause(ryard: Ryard, job_id: str) -> schemas.JobOut:
+    """Pause a scheduled job: its ticks do not fire until it is resumed (400 for a job
+    without a schedule)."""
+    ryard.pause(job_id)
+    return _job_out(ryard, ryard.get_job(job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/resume", dependencies=_WRITE, response_model=schemas.JobOut, tags=["jobs"]
+)
+def resume(ryard: Ryard, job_id: str) -> schemas.JobOut:
+    """Resume a paused scheduled job from its next tick; ticks missed meanwhile do not fire."""
+    ryard.pause(job_id, paused=False)
+    return _job_out(ryard, ryard.get_job(job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/run-now", dependencies=_WRITE, response_model=schemas.JobOut, tags=["jobs"]
+)
+def run_now(ryard: Ryard, job_id: str) -> schemas.JobOut:
+    """Make a batch of a scheduled job's runs now, besides its ticks."""
+    ryard.run_now(job_id)
+    return _job_out(ryard, ryard.get_job(job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/retry-failed",
+    dependencies=_WRITE,
+    response_model=list[schemas.RunOut],
+    tags=["jobs"],
+)
+def retry_failed(ryard: Ryard, job_id: str) -> list[schemas.RunOut]:
+    """Retry each run of the job that failed (and was not retried yet): the new runs."""
+    return [schemas.RunOut.of(r) for r in ryard.retry_failed(job_id)]
+
+
 @router.get(
     "/jobs/{job_id}/runs", dependencies=_READ, response_model=list[schemas.RunOut], tags=["runs"]
 )
 def list_runs(
-    ryard: Ryard, job_id: str, state: Annotated[states.RunState | None, fastapi.Query()] = None
+    ryard: Ryard,
+    job_id: str,
+    response: fastapi.Response,
+    state: Annotated[states.RunState | None, fastapi.Query()] = None,
+    limit: Annotated[int | None, fastapi.Query(ge=1, le=10_000)] = None,
+    offset: Annotated[int, fastapi.Query(ge=0, le=100_000_000)] = 0,
 ) -> list[schemas.RunOut]:
-    """A job's runs in grid order."""
-    return [schemas.RunOut.of(r) for r in ryard.list_runs(job_id, state=state)]
+    """A job's runs in grid order; with ``limit``, one page from ``offset`` (the header
+    ``X-Total-Count`` says how many there are)."""
+    if limit is None and not offset:
+        return [schemas.RunOut.of(r) for r in ryard.list_runs(job_id, state=state)]
+    page, total = ryard.page_runs(job_id, state=state, limit=limit or 10_000, offset=offset)
+    response.headers["X-Total-Count"] = str(total)
+    return [schemas.RunOut.of(r) for r in page]
 
 
 @router.get(
@@ -291,20 +345,25 @@ def get_processing_step(
     return schemas.ProcessingStepOut.of(ryard.registration(name, version))
 
 
-def _encode(at: dt.datetime, job_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{job_id}".encode()).decode()
-
-
-def _decode(cursor: str | None) -> tuple[dt.datetime, str] | None:
-    if cursor is None:
-        return None
-    try:
-        at, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        when = dt.datetime.fromisoformat(at)
-        if when.tzinfo is None or not job_id:
-            raise ValueError(cursor)
-        return when, job_id
-    except ValueError:
-        raise errors.UsageError(
-            f"cursor {cursor!r} is not one this API gave; pass next_cursor from a page"
-        ) from None
+@router.post(
+    "/processing-steps/{name}/preview",
+    dependencies=_READ,
+    response_model=schemas.GridPreviewOut,
+    tags=["processing steps"],
+)
+def preview_grid(ryard: Ryard, name: str, body: schemas.GridPreviewIn) -> schemas.GridPreviewOut:
+    """The runs a job of this processing step over ``grid`` would have, created nowhere:
+    how many, which parameters vary, and the first ``limit``; 422 naming each bad value."""
+    size, shown = ryard.preview_grid(name, body.version, grid=body.grid, limit=body.limit)
+    axes = [
+        key if scope == grid_mod.PIPELINE_KEY else f"{scope}.{key}"
+        for scope, values in (body.grid or {}).items()
+        if isinstance(values, dict)
+        for key, listed in values.items()
+        if isinstance(listed, list) and len(listed) > 1
+    ]
+    return schemas.GridPreviewOut(
+        size=size,
+        axes=axes,
+        runs=[schemas.RunPreviewOut(index=i, params=dict(p)) for i, p in shown],
+    )

@@ -11,6 +11,9 @@ from runyard.core import records, registry
 
 __all__ = [
     "ErrorOut",
+    "FireTimesOut",
+    "GridPreviewIn",
+    "GridPreviewOut",
     "JobBatch",
     "JobCreate",
     "JobIds",
@@ -25,6 +28,9 @@ __all__ = [
     "ResultOut",
     "RunDetailOut",
     "RunOut",
+    "RunPreviewOut",
+    "ScheduleIn",
+    "ScheduleOut",
     "StepRunOut",
     "StopOut",
     "TagsIn",
@@ -219,6 +225,87 @@ class ProcessingRef(pydantic.BaseModel):
     version: str | None = pydantic.Field(default=None, max_length=200)
 
 
+class ScheduleIn(pydantic.BaseModel):
+    """When a job's runs are made: once ``at`` a time, or on ``cron`` in ``timezone``.
+    A time without a zone is in ``timezone``."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    at: dt.datetime | None = None
+    cron: str | None = pydantic.Field(default=None, max_length=200)
+    timezone: str = pydantic.Field(default="UTC", max_length=64)
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    overlap: str = pydantic.Field(default="skip", max_length=16)  # skip, queue, cancel, allow
+    catchup: str = pydantic.Field(default="latest", max_length=16)  # skip, latest, all
+
+
+class ScheduleOut(pydantic.BaseModel):
+    """A scheduled job's trigger and where it stands."""
+
+    job_id: str
+    job_name: str
+    pipeline_name: str
+    kind: str  # at or cron
+    at: dt.datetime | None
+    cron: str | None
+    timezone: str
+    paused: bool
+    next_fire_at: dt.datetime | None  # None: it will not fire again
+    next_fires: list[dt.datetime]  # the next (up to 5) ticks; none while paused
+
+    @classmethod
+    def of(cls, job: records.Job, schedule: records.Schedule, now: dt.datetime) -> ScheduleOut:
+        trigger = schedule.trigger
+        upcoming: list[dt.datetime] = []
+        if not schedule.paused and schedule.next_fire_at is not None:
+            upcoming = [schedule.next_fire_at]
+            while trigger.cron and len(upcoming) < 5:
+                following = trigger.next_after(upcoming[-1])
+                if following is None:
+                    break
+                upcoming.append(following)
+        return cls(
+            job_id=job.id,
+            job_name=job.name,
+            pipeline_name=job.pipeline_name,
+            kind=trigger.kind,
+            at=trigger.at,
+            cron=trigger.cron,
+            timezone=trigger.timezone,
+            paused=schedule.paused,
+            next_fire_at=schedule.next_fire_at,
+            next_fires=upcoming,
+        )
+
+
+class FireTimesOut(pydantic.BaseModel):
+    cron: str
+    timezone: str
+    fire_times: list[dt.datetime]  # UTC
+
+
+class GridPreviewIn(pydantic.BaseModel):
+    """A grid to expand without creating anything, as ``POST /jobs`` takes it."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    version: str | None = pydantic.Field(default=None, max_length=200)
+    grid: dict[str, Any] | None = None
+    limit: int = pydantic.Field(default=1000, ge=1, le=10_000)
+
+
+class RunPreviewOut(pydantic.BaseModel):
+    index: int
+    params: dict[str, Any]  # {"pipeline": {...}, "steps": {"step": {...}}}
+
+
+class GridPreviewOut(pydantic.BaseModel):
+    size: int  # runs the grid expands to
+    axes: list[str]  # the parameters that vary: "name" (pipeline) or "step.name"
+    runs: list[RunPreviewOut]  # the first ``limit`` of them
+
+
 class JobCreate(pydantic.BaseModel):
     """A job of a registered processing step: a grid (lists of values per parameter, as
     in a ``.parameters.json`` file) or one set of ``parameters``, not both."""
@@ -235,6 +322,9 @@ class JobCreate(pydantic.BaseModel):
     max_parallel_runs: int | None = pydantic.Field(default=None, ge=1, le=100_000)
     priority: int = pydantic.Field(default=0, ge=-1_000_000, le=1_000_000)
     input_workdata: list[str] = pydantic.Field(default_factory=list, max_length=10_000)
+    deselect: list[int] = pydantic.Field(default_factory=list, max_length=100_000)  # grid indexes
+    schedule: ScheduleIn | None = None  # None: now (when ``start``)
+    run_timeout: float | None = pydantic.Field(default=None, gt=0, le=10_000_000)
 
 
 class ParametersIn(pydantic.BaseModel):

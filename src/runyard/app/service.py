@@ -495,6 +495,27 @@ class Runyard:
                 self.store.queue_runs(plan.job.id, at=self.clock())
         return [plan.job.id for plan, _ in planned]
 
+    def preview_grid(
+        self,
+        processing: str,
+        version: str | None = None,
+        *,
+        grid: Mapping[str, Any] | None = None,
+        limit: int = 1000,
+    ) -> tuple[int, list[tuple[int, records.RunParams]]]:
+        """The runs a job of ``processing`` over ``grid`` would have: how many, and the
+        first ``limit`` as (index, parameters). Nothing is stored. Raises
+        ``GridError``/``ParameterError`` naming each bad value, as creating the job would."""
+        registration = self.registration(processing, version)
+        pipeline = self.load_registered(registration)
+        checked = grid_mod.parse_grid(pipeline, grid)
+        shown = []
+        for index, params in enumerate(checked.expand(pipeline)):
+            if index >= limit:
+                break
+            shown.append((index, params))
+        return checked.size, shown
+
     def registration(self, name: str, version: str | None = None) -> registry.Registration:
         """The processing step ``name`` at ``version``; raises ``NotFoundError`` (no such
         name or version) or ``UsageError`` (no version given and there are several)."""
@@ -829,6 +850,10 @@ class Runyard:
     def get_job(self, job_id: str) -> records.JobSummary:
         return self.store.job_summary(job_id)
 
+    def jobs_by_id(self, job_ids: Sequence[str]) -> list[records.JobSummary]:
+        """The jobs with these exact ids that exist, newest first."""
+        return self.store.job_summaries(job_ids) if job_ids else []
+
     def list_jobs(
         self,
         *,
@@ -845,6 +870,23 @@ class Runyard:
 
     def list_runs(self, job_id: str, *, state: states.RunState | None = None) -> list[records.Run]:
         return self.store.list_runs(self.store.get_job(job_id).id, state=state)
+
+    def page_runs(
+        self,
+        job_id: str,
+        *,
+        state: states.RunState | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[records.Run], int]:
+        """One page of a job's runs in grid order, and how many there are in all."""
+        job_id = self.store.get_job(job_id).id
+        found = self.store.list_runs(job_id, state=state, limit=limit, offset=offset)
+        return found, self.store.count_runs(job_id, state=state)
+
+    def run_states(self, job_id: str) -> list[tuple[int, str, bool]]:
+        """(grid index, state, retried) of each of a job's runs, in grid order."""
+        return self.store.run_states(self.store.get_job(job_id).id)
 
     def get_run(self, run_id: str) -> records.Run:
         return self.store.get_run(run_id)
@@ -1041,6 +1083,31 @@ class Runyard:
 
     def schedule(self, job_id: str) -> records.Schedule | None:
         return self.store.get_schedule(self.store.get_job(job_id).id)
+
+    def schedules(self, job_ids: Sequence[str] | None = None) -> list[records.Schedule]:
+        """Every schedule (or those of these jobs), soonest next fire first."""
+        return self.store.list_schedules(job_ids)
+
+    def fire_times(self, cron: str, *, timezone: str = "UTC", count: int = 5) -> list[dt.datetime]:
+        """When a ``cron`` schedule in ``timezone`` would fire next, ``count`` times.
+        Raises ``UsageError`` naming a bad cron string or time zone."""
+        now = self.clock()
+        return schedules.make_trigger(now=now, cron=cron, timezone=timezone).next_fires(now, count)
+
+    def retry_failed(self, job_id: str) -> list[records.Run]:
+        """Retry every run of a job that ended in failure and was not retried yet (from
+        its failed steps on; from the start when none of its steps failed). Returns the
+        new runs; none when nothing failed."""
+        job = self.store.get_job(job_id)
+        made = []
+        for run in self.store.list_runs(job.id, state=states.RunState.FAILURE):
+            if run.retried_by:
+                continue
+            try:
+                made.append(self.retry_run(run.id))
+            except errors.UsageError:
+                made.append(self.retry_run(run.id, all_steps=True))
+        return made
 
     def pause(self, job_id: str, *, paused: bool = True) -> None:
         """Pause (or resume) a scheduled job; ticks missed while paused do not fire."""

@@ -8,7 +8,7 @@ never fire a tick twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,6 +63,17 @@ def get_schedule(conn: sa.Connection, job_id: str) -> records.Schedule | None:
     if row is None:
         return None
     return records.Schedule(job_id, _trigger(row), row.paused, row.next_fire_at)
+
+
+def list_schedules(conn: sa.Connection, job_ids: Sequence[str] | None) -> list[records.Schedule]:
+    c = schema.schedules.c
+    query = sa.select(schema.schedules).order_by(c.next_fire_at.is_(None), c.next_fire_at, c.job_id)
+    if job_ids is not None:
+        query = query.where(c.job_id.in_(list(job_ids)))
+    return [
+        records.Schedule(row.job_id, _trigger(row), row.paused, row.next_fire_at)
+        for row in conn.execute(query)
+    ]
 
 
 def fire_due(

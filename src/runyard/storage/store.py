@@ -261,6 +261,18 @@ class Store:
         with self._read() as conn:
             return self._summaries(conn, [job])[0]
 
+    def job_summaries(self, job_ids: Sequence[str]) -> list[records.JobSummary]:
+        """The jobs with these exact ids (those that exist), newest first."""
+        query = (
+            sa.select(schema.jobs)
+            .where(schema.jobs.c.id.in_(list(job_ids)))
+            .order_by(schema.jobs.c.created_at.desc(), schema.jobs.c.id.desc())
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+            tags = self._tags(conn, [r.id for r in rows])
+            return self._summaries(conn, [_job(r, tags.get(r.id, ())) for r in rows])
+
     def list_jobs(
         self,
         *,
@@ -354,13 +366,46 @@ class Store:
         with self._read() as conn:
             return _run(_one_by_prefix(conn, schema.runs, run_id, "run"))
 
-    def list_runs(self, job_id: str, *, state: states.RunState | None = None) -> list[records.Run]:
-        """A job's runs in grid order."""
+    def list_runs(
+        self,
+        job_id: str,
+        *,
+        state: states.RunState | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[records.Run]:
+        """A job's runs in grid order (retries after the run they retry); with ``limit``,
+        one page of them from ``offset``."""
         query = sa.select(schema.runs).where(schema.runs.c.job_id == job_id)
         if state is not None:
             query = query.where(schema.runs.c.state == state.value)
+        query = query.order_by(schema.runs.c.idx, schema.runs.c.created_at, schema.runs.c.id)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        elif offset:
+            query = query.offset(offset)
         with self._read() as conn:
-            return [_run(row) for row in conn.execute(query.order_by(schema.runs.c.idx))]
+            return [_run(row) for row in conn.execute(query)]
+
+    def count_runs(self, job_id: str, *, state: states.RunState | None = None) -> int:
+        """How many runs ``list_runs`` gives (every attempt counted)."""
+        query = sa.select(sa.func.count()).where(schema.runs.c.job_id == job_id)
+        if state is not None:
+            query = query.where(schema.runs.c.state == state.value)
+        with self._read() as conn:
+            return int(conn.execute(query.select_from(schema.runs)).scalar_one())
+
+    def run_states(self, job_id: str) -> list[tuple[int, str, bool]]:
+        """(grid index, state, retried) of every run of a job, in grid order: a light
+        read for drawing a large job at a glance."""
+        r = schema.runs.c
+        query = (
+            sa.select(r.idx, r.state, r.retried_by.is_not(None))
+            .where(r.job_id == job_id)
+            .order_by(r.idx, r.created_at, r.id)
+        )
+        with self._read() as conn:
+            return [(int(i), str(s), bool(retried)) for i, s, retried in conn.execute(query)]
 
     def queue_runs(self, job_id: str, *, at: dt.datetime) -> int:
         """Move a job's CREATED runs to QUEUED, with an event each; returns how many."""
@@ -701,6 +746,11 @@ class Store:
     def get_schedule(self, job_id: str) -> records.Schedule | None:
         with self._read() as conn:
             return scheduling.get_schedule(conn, job_id)
+
+    def list_schedules(self, job_ids: Sequence[str] | None = None) -> list[records.Schedule]:
+        """The schedules (of these jobs), soonest next fire first, ended ones last."""
+        with self._read() as conn:
+            return scheduling.list_schedules(conn, job_ids)
 
     # -- hooks and retention -----------------------------------------------------------
 
