@@ -25,17 +25,18 @@ function headers(extra = {}) {
 }
 
 // A JSON request; resolves to {ok, status, data, message} and never throws for HTTP errors.
-export async function call(method, path, body, given = undefined) {
+// A 401 sends the browser to the login page, unless options.login is false.
+export async function call(method, path, body, options = {}) {
   const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }) };
   if (body !== undefined) init.body = JSON.stringify(body);
-  if (given) init.headers = { ...init.headers, ...given };
+  if (options.headers) init.headers = { ...init.headers, ...options.headers };
   let response;
   try {
     response = await fetch(path, init);
   } catch (error) {
     return { ok: false, status: 0, data: null, message: `The server cannot be reached (${error.message}).` };
   }
-  if (response.status === 401) {
+  if (response.status === 401 && options.login !== false) {
     location.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
   }
   const text = await response.text();

@@ -89,7 +89,10 @@ if (page === "login") {
     e.preventDefault();
     const text = form.token.value.trim();
     const error = document.getElementById("login-error");
-    const result = await call("GET", "/api/v1/jobs?limit=1", undefined, { Authorization: `Bearer ${text}` });
+    const result = await call("GET", "/api/v1/jobs?limit=1", undefined, {
+      headers: { Authorization: `Bearer ${text}` },
+      login: false,
+    });
     if (result.ok) {
       setToken(text);
       location.href = form.dataset.next || "/";
