@@ -73,8 +73,16 @@ def create_job(ryard: Ryard, body: schemas.JobCreate) -> schemas.JobOut:
     false. Bad parameters: 422 naming each. Without ``processing``: an empty job, to
     select its processing step and parameters later."""
     if body.processing is None:
-        if body.grid is not None or body.parameters is not None:
-            raise errors.UsageError("An empty job takes no grid or parameters; select first")
+        if (
+            body.grid is not None
+            or body.parameters is not None
+            or body.schedule is not None
+            or body.deselect
+        ):
+            raise errors.UsageError(
+                "An empty job takes no grid, parameters, schedule or deselected runs; give "
+                "its processing step first"
+            )
         return _job_out(ryard, ryard.create_empty_job(body.name or "job", tags=body.tags))
     trigger = None
     if body.schedule is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 
@@ -225,17 +225,27 @@ class ProcessingRef(pydantic.BaseModel):
     version: str | None = pydantic.Field(default=None, max_length=200)
 
 
+def _time_text(value: Any) -> Any:
+    """Times come as ISO 8601 text, never as numbers (which lax parsing would take)."""
+    if not isinstance(value, str | dt.datetime):
+        raise ValueError("give a time as ISO 8601 text, e.g. 2026-12-01T09:00:00+01:00")
+    return value
+
+
+_Time = Annotated[dt.datetime, pydantic.BeforeValidator(_time_text)]
+
+
 class ScheduleIn(pydantic.BaseModel):
     """When a job's runs are made: once ``at`` a time, or on ``cron`` in ``timezone``.
     A time without a zone is in ``timezone``."""
 
     model_config = pydantic.ConfigDict(extra="forbid")
 
-    at: dt.datetime | None = None
+    at: _Time | None = None
     cron: str | None = pydantic.Field(default=None, max_length=200)
     timezone: str = pydantic.Field(default="UTC", max_length=64)
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
+    start: _Time | None = None
+    end: _Time | None = None
     overlap: str = pydantic.Field(default="skip", max_length=16)  # skip, queue, cancel, allow
     catchup: str = pydantic.Field(default="latest", max_length=16)  # skip, latest, all
 

@@ -1,0 +1,95 @@
+"""The web UI's pages as the server renders them (the browser tests drive them in
+Chromium): who may look, pages of runs, live fragments, clear errors."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from runyard.app import service
+from runyard.core import tokens
+
+from .test_api import serving
+
+EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "etl" / "etl.py"
+
+
+@pytest.fixture
+def ui(app: service.Runyard) -> Iterator[httpx.Client]:
+    app.register_file(EXAMPLE)
+    with serving(app, auth=True) as made:
+        yield made
+
+
+def login(app: service.Runyard, client: httpx.Client) -> None:
+    _, text = app.create_token("browser", tokens.Scope.READ)
+    client.cookies.set("runyard_token", text)
+
+
+def test_pages_need_a_token_when_the_api_does(app: service.Runyard, ui: httpx.Client) -> None:
+    away = ui.get("/jobs/abc?page=1")
+    assert away.status_code == 303
+    assert away.headers["location"].startswith("/login?next=%2Fjobs%2Fabc%3Fpage%3D1")
+    ui.cookies.set("runyard_token", "ry_wrong")
+    assert "not+valid" in ui.get("/").headers["location"]
+    assert ui.get("/login").status_code == 200  # the login page itself is open
+    login(app, ui)
+    page = ui.get("/")
+    assert page.status_code == 200 and "No jobs yet" in page.text
+    # The assets need no token, and are all served from the package (no CDN).
+    script = ui.get("/ui/static/ui.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert not re.search(r"(src|href)=\"https?://", page.text)
+
+
+def test_the_login_page_sends_back_only_to_this_site(ui: httpx.Client) -> None:
+    for target, kept in [("/jobs/1", "/jobs/1"), ("//evil.example", "/"), ("http://x", "/")]:
+        page = ui.get("/login", params={"next": target})
+        assert f'data-next="{kept}"' in page.text
+
+
+def test_a_large_job_is_shown_one_page_of_runs_at_a_time(
+    app: service.Runyard, ui: httpx.Client
+) -> None:
+    login(app, ui)
+    job = app.create_job_from("etl", grid={"extract": {"rows": list(range(250))}})
+    first = ui.get(f"/jobs/{job.id}")
+    assert first.status_code == 200
+    assert first.text.count('<tr id="run-') == 100
+    assert "page 1 of 3 · 250 runs" in first.text
+    assert re.search(r'data-codes="c{250}"', first.text)  # the status matrix: all created
+    last = ui.get(f"/jobs/{job.id}", params={"page": 2})
+    assert last.text.count('<tr id="run-') == 50 and 'id="run-249"' in last.text
+    live = ui.get(f"/jobs/{job.id}", params={"fragment": "live"})
+    assert "<html" not in live.text and 'id="run-0"' in live.text
+    assert ui.get(f"/jobs/{job.id}", params={"state": "NOPE"}).status_code == 400
+
+
+def test_jobs_are_filtered_on_the_server(app: service.Runyard, ui: httpx.Client) -> None:
+    login(app, ui)
+    app.create_job_from("etl", name="tagged", tags=["blue"])
+    app.create_job_from("etl", name="plain")
+    page = ui.get("/", params={"tag": "blue"})
+    assert "tagged" in page.text and ">plain<" not in page.text
+    assert "No job matches" in ui.get("/", params={"pipeline": "nothing"}).text
+
+
+def test_a_run_page_shows_the_pipeline_and_unknown_things_say_so(
+    app: service.Runyard, ui: httpx.Client
+) -> None:
+    login(app, ui)
+    job = app.create_job_from("etl", start=True)
+    app.execute_job(job.id)
+    (run,) = app.list_runs(job.id)
+    page = ui.get(f"/runs/{run.id}")
+    assert page.status_code == 200
+    assert page.text.count('class="node state-success"') == 4
+    assert page.text.count('class="edge"') == 4  # extract->transform->(summarize, load)
+    missing = ui.get("/runs/ffffffffffff")
+    assert missing.status_code == 404 and "NotFoundError" in missing.text
+    escape = ui.get(f"/runs/{run.id}/notebooks/..%2F..%2Fsecret.html")
+    assert escape.status_code == 404
