@@ -884,8 +884,8 @@ class Runyard:
         found = self.store.list_runs(job_id, state=state, limit=limit, offset=offset)
         return found, self.store.count_runs(job_id, state=state)
 
-    def run_states(self, job_id: str) -> list[tuple[int, str, bool]]:
-        """(grid index, state, retried) of each of a job's runs, in grid order."""
+    def run_states(self, job_id: str) -> list[tuple[int, str]]:
+        """(grid index, state) of each of a job's runs (its last attempts), in grid order."""
         return self.store.run_states(self.store.get_job(job_id).id)
 
     def get_run(self, run_id: str) -> records.Run:

@@ -376,15 +376,28 @@ class Store:
     ) -> list[records.Run]:
         """A job's runs in grid order (retries after the run they retry); with ``limit``,
         one page of them from ``offset``."""
-        query = sa.select(schema.runs).where(schema.runs.c.job_id == job_id)
+        r = schema.runs.c
+        query = sa.select(schema.runs).where(r.job_id == job_id)
         if state is not None:
-            query = query.where(schema.runs.c.state == state.value)
-        query = query.order_by(schema.runs.c.idx, schema.runs.c.created_at, schema.runs.c.id)
-        if limit is not None:
-            query = query.limit(limit).offset(offset)
-        elif offset:
-            query = query.offset(offset)
+            query = query.where(r.state == state.value)
+        query = query.order_by(r.idx, r.created_at, r.id)
         with self._read() as conn:
+            if offset:
+                # Far pages: find the page's first grid index on the (job_id, idx) index
+                # alone, then read whole rows from there, instead of reading and dropping
+                # every row before the page.
+                keys = sa.select(r.idx).where(r.job_id == job_id)
+                if state is not None:
+                    keys = keys.where(r.state == state.value)
+                first = conn.execute(keys.order_by(r.idx).limit(1).offset(offset)).scalar()
+                if first is None:
+                    return []
+                before = conn.execute(
+                    sa.select(sa.func.count()).select_from(keys.where(r.idx < first).subquery())
+                ).scalar_one()
+                query = query.where(r.idx >= first).offset(offset - before)
+            if limit is not None:
+                query = query.limit(limit)
             return [_run(row) for row in conn.execute(query)]
 
     def count_runs(self, job_id: str, *, state: states.RunState | None = None) -> int:
@@ -395,17 +408,33 @@ class Store:
         with self._read() as conn:
             return int(conn.execute(query.select_from(schema.runs)).scalar_one())
 
-    def run_states(self, job_id: str) -> list[tuple[int, str, bool]]:
-        """(grid index, state, retried) of every run of a job, in grid order: a light
-        read for drawing a large job at a glance."""
+    def run_states(self, job_id: str) -> list[tuple[int, str]]:
+        """(grid index, state) of every run of a job not retried (its last attempts), in
+        grid order: a light read for drawing a large job at a glance.
+
+        Read as two aggregated strings, not row by row: 100,000 rows made into result
+        rows cost three times the query itself.
+        """
         r = schema.runs.c
-        query = (
-            sa.select(r.idx, r.state, r.retried_by.is_not(None))
-            .where(r.job_id == job_id)
-            .order_by(r.idx, r.created_at, r.id)
-        )
+        mine = sa.and_(r.job_id == job_id, r.retried_by.is_(None))
+        if self.dialect == "postgresql":
+            ordered = postgresql.aggregate_order_by
+            query = sa.select(
+                sa.func.string_agg(sa.cast(r.idx, sa.Text), ordered(sa.literal(","), r.idx)),
+                sa.func.string_agg(r.state, ordered(sa.literal(","), r.idx)),
+            ).where(mine)
+        else:
+            rows = sa.select(r.idx, r.state).where(mine).order_by(r.idx).subquery()
+            query = sa.select(
+                sa.func.group_concat(rows.c.idx, ","), sa.func.group_concat(rows.c.state, ",")
+            )
         with self._read() as conn:
-            return [(int(i), str(s), bool(retried)) for i, s, retried in conn.execute(query)]
+            indexes, found = conn.execute(query).one()
+        if not indexes:
+            return []
+        # Sorted again: SQLite keeps the subquery's order in practice but does not promise
+        # it (sorting rows already in order costs one pass).
+        return sorted(zip(map(int, indexes.split(",")), found.split(","), strict=True))
 
     def queue_runs(self, job_id: str, *, at: dt.datetime) -> int:
         """Move a job's CREATED runs to QUEUED, with an event each; returns how many."""

@@ -113,9 +113,7 @@ def job_page(
     schedule = ryard.schedule(job.id)
     matrix = ""
     if job.run_count > MATRIX_FROM or total > MATRIX_FROM:
-        matrix = "".join(
-            _CODES.get(s, "?") for _, s, retried in ryard.run_states(job.id) if not retried
-        )
+        matrix = "".join([_CODES.get(s, "?") for _, s in ryard.run_states(job.id)])
     context = {
         "title": f"Job {job.name}",
         "summary": summary,
