@@ -93,3 +93,20 @@ def test_a_run_page_shows_the_pipeline_and_unknown_things_say_so(
     assert missing.status_code == 404 and "NotFoundError" in missing.text
     escape = ui.get(f"/runs/{run.id}/notebooks/..%2F..%2Fsecret.html")
     assert escape.status_code == 404
+
+
+def test_a_run_page_links_the_workdata_its_job_reads(
+    app: service.Runyard, ui: httpx.Client
+) -> None:
+    data = app.upload_workdata("readings.csv", [b"a,b\n1,2\n"], media_type="text/csv")
+    job = app.create_job_from("etl", input_workdata=[data.id])
+    (run,) = app.list_runs(job.id)
+    assert ui.get(f"/workdata/{data.id}").status_code == 303  # no token: the login page
+    login(app, ui)
+    page = ui.get(f"/runs/{run.id}")
+    assert f'href="/workdata/{data.id}">readings.csv</a>' in page.text
+    content = ui.get(f"/workdata/{data.id}")
+    assert content.content == b"a,b\n1,2\n" and content.headers["content-type"].startswith(
+        "text/csv"
+    )
+    assert ui.get("/workdata/nope").status_code == 404

@@ -14,7 +14,7 @@ from typing import Annotated
 import fastapi
 
 from runyard import errors
-from runyard.api import cursors
+from runyard.api import cursors, workdata
 from runyard.app import service
 from runyard.core import records, states
 from runyard.ui import dag, site, views
@@ -278,6 +278,17 @@ def notebook(request: fastapi.Request, _: Viewer, run_id: str, name: str) -> fas
         (folder / name).read_text(encoding="utf-8"),
         headers={"Content-Security-Policy": "script-src 'none'"},
     )
+
+
+@router.get("/workdata/{workdata_id}")
+def workdata_content(request: fastapi.Request, _: Viewer, workdata_id: str) -> fastapi.Response:
+    """A WorkData's file, for the links of the run page (the browser sends the token as
+    a cookie, not as the API's header)."""
+    ryard = site.runyard_of(request)
+    try:
+        return workdata.download(ryard, workdata_id)
+    except errors.RunyardError as exc:
+        return site.error_page(request, exc)
 
 
 @router.get("/new", response_class=fastapi.responses.HTMLResponse)
