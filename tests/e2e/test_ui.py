@@ -201,3 +201,28 @@ def test_with_auth_on_the_pages_ask_for_a_token(tmp_path: pathlib.Path, browser:
     finally:
         context.close()
         secured.stop()
+
+
+def test_a_large_job_has_a_status_matrix_that_opens_a_page_of_runs(
+    server: Server, page: Any
+) -> None:
+    made = server.api.post(
+        "/api/v1/jobs",
+        json={
+            "processing": {"name": "waves"},
+            "name": "a large grid",
+            "grid": {"fetch": {"rows": list(range(1, 351))}},
+            "start": False,
+        },
+    ).json()
+    page.goto(f"{server.url}/jobs/{made['id']}")
+    matrix = page.locator("canvas#matrix")
+    assert matrix.get_attribute("data-codes") == "c" * 350
+    box = matrix.bounding_box()
+    assert box is not None and box["width"] > 100 and box["height"] > 10
+    assert "page 1 of 4 · 350 runs" in page.inner_text("main")
+    screenshot(page, "job-matrix")
+    page.mouse.click(box["x"] + 3, box["y"] + box["height"] - 3)  # the last row's first run
+    page.wait_for_url("**page=*")
+    assert "page 1 of 4" not in page.inner_text(".pager")
+    server.api.delete(f"/api/v1/jobs/{made['id']}")

@@ -99,3 +99,19 @@ def test_the_timeline_places_step_runs_on_the_run_s_span() -> None:
     assert span == "4.00 s"
     assert [(b.step_name, b.left, b.width) for b in bars] == [("a", 0, 50), ("b", 50, 50)]
     assert views.timeline([], T0) == ([], "")
+
+
+def test_an_edge_that_skips_layers_goes_around_the_boxes_between() -> None:
+    # transform feeds load directly and through summarize: the direct edge skips a layer.
+    drawn = dag.layout(
+        ["extract", "transform", "summarize", "load"],
+        {"transform": ["extract"], "summarize": ["transform"], "load": ["transform", "summarize"]},
+    )
+    (long_edge,) = [e for e in drawn.edges if (e.source, e.target) == ("transform", "load")]
+    # Each straight stretch ("L x,y") is the edge passing a layer, at height y.
+    heights = [float(part.split(" ")[0].split(",")[1]) for part in long_edge.path.split(" L")[1:]]
+    assert heights, long_edge.path
+    boxes = [n for n in drawn.nodes if n.layer == 2]
+    for y in heights:
+        for box in boxes:
+            assert not (box.y <= y <= box.y + dag.BOX_H), (box, y)

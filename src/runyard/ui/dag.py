@@ -10,6 +10,7 @@ pipeline lays out in milliseconds.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping, Sequence
 
 __all__ = ["BOX_H", "BOX_W", "Edge", "Layout", "Node", "layout"]
@@ -20,6 +21,8 @@ _GAP_X = 60  # between layers
 _GAP_Y = 18  # between boxes of a layer
 _MARGIN = 12
 _SWEEPS = 4
+_WAYPOINT_H = 8  # the gap a long edge takes in a layer it passes
+_MOST_WAYPOINTS = 5000  # beyond this, long edges are drawn straight across (it stays fast)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,46 +51,72 @@ class Layout:
 def layout(order: Sequence[str], upstream: Mapping[str, Sequence[str]]) -> Layout:
     """Positions for the steps ``order`` names (upstream steps first, as pipelines keep
     them), with ``upstream[name]`` the steps feeding each. Unknown upstream names are
-    ignored."""
+    ignored. An edge that skips layers passes each skipped layer through a gap of its own
+    (a waypoint ordered with the boxes), so it never runs through a box."""
     known = set(order)
     ups = {n: [u for u in upstream.get(n, ()) if u in known] for n in order}
-    downs: dict[str, list[str]] = {n: [] for n in order}
-    for name in order:
-        for up in ups[name]:
-            downs[up].append(name)
     layer_of: dict[str, int] = {}
     for name in _topological(order, ups):
         layer_of[name] = 1 + max((layer_of[u] for u in ups[name]), default=-1)
-    layers: list[list[str]] = [[] for _ in range(max(layer_of.values(), default=-1) + 1)]
+    # Waypoints of long edges: ("source", "target", layer) keyed by a name no step has.
+    preds: dict[str, list[str]] = {n: [] for n in order}
+    succs: dict[str, list[str]] = {n: [] for n in order}
+    waypoints: dict[tuple[str, str], list[str]] = {}
+    budget = _MOST_WAYPOINTS
     for name in order:
+        for up in ups[name]:
+            span = layer_of[name] - layer_of[up]
+            chain = [up]
+            if 1 < span <= budget + 1:
+                budget -= span - 1
+                points = [f"\0{up}\0{name}\0{k}" for k in range(1, span)]
+                for k, point in enumerate(points, start=1):
+                    layer_of[point] = layer_of[up] + k
+                    preds[point], succs[point] = [], []
+                waypoints[(up, name)] = points
+                chain += points
+            chain.append(name)
+            for a, b in itertools.pairwise(chain):
+                succs[a].append(b)
+                preds[b].append(a)
+    layers: list[list[str]] = [[] for _ in range(max(layer_of.values(), default=-1) + 1)]
+    for name in layer_of:  # steps in pipeline order, then waypoints as made
         layers[layer_of[name]].append(name)
     rank = {name: float(i) for layer in layers for i, name in enumerate(layer)}
     for _ in range(_SWEEPS):
         for layer in layers[1:]:
-            _reorder(layer, ups, rank)
+            _reorder(layer, preds, rank)
         for layer in reversed(layers[:-1]):
-            _reorder(layer, downs, rank)
-    tallest = max((len(layer) for layer in layers), default=0)
-    height = 2 * _MARGIN + tallest * BOX_H + max(tallest - 1, 0) * _GAP_Y
+            _reorder(layer, succs, rank)
+
+    def size(name: str) -> float:
+        return _WAYPOINT_H if name.startswith("\0") else BOX_H
+
+    spans = [sum(size(n) for n in layer) + max(len(layer) - 1, 0) * _GAP_Y for layer in layers]
+    height = 2 * _MARGIN + max(spans, default=0)
+    centre: dict[str, tuple[float, float]] = {}  # name -> (left x, middle y)
     nodes: dict[str, Node] = {}
     for index, layer in enumerate(layers):
-        span = len(layer) * BOX_H + max(len(layer) - 1, 0) * _GAP_Y
-        top = (height - span) / 2
-        for slot, name in enumerate(layer):
-            nodes[name] = Node(
-                name, _MARGIN + index * (BOX_W + _GAP_X), top + slot * (BOX_H + _GAP_Y), index
-            )
+        x = _MARGIN + index * (BOX_W + _GAP_X)
+        y = (height - spans[index]) / 2
+        for name in layer:
+            centre[name] = (x, y + size(name) / 2)
+            if not name.startswith("\0"):
+                nodes[name] = Node(name, x, y, index)
+            y += size(name) + _GAP_Y
     edges = []
     for name in order:
         for up in ups[name]:
-            a, b = nodes[up], nodes[name]
-            x1, y1 = a.x + BOX_W, a.y + BOX_H / 2
-            x2, y2 = b.x, b.y + BOX_H / 2
-            bend = max((x2 - x1) / 2, 20)
-            path = (
-                f"M{x1:.0f},{y1:.0f} C{x1 + bend:.0f},{y1:.0f} "
-                f"{x2 - bend:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
-            )
+            via = [centre[p] for p in waypoints.get((up, name), [])]
+            path = f"M{centre[up][0] + BOX_W:.0f},{centre[up][1]:.0f}"
+            x1, y1 = centre[up][0] + BOX_W, centre[up][1]
+            for px, py in [*via, centre[name]]:
+                bend = max((px - x1) / 2, 20)
+                path += f" C{x1 + bend:.0f},{y1:.0f} {px - bend:.0f},{py:.0f} {px:.0f},{py:.0f}"
+                if (px, py) != centre[name]:
+                    path += f" L{px + BOX_W:.0f},{py:.0f}"  # straight through its gap
+                    px += BOX_W
+                x1, y1 = px, py
             edges.append(Edge(up, name, path))
     width = 2 * _MARGIN + len(layers) * BOX_W + max(len(layers) - 1, 0) * _GAP_X
     return Layout([nodes[n] for n in order], edges, width, height)
