@@ -225,4 +225,9 @@ def test_a_large_job_has_a_status_matrix_that_opens_a_page_of_runs(
     page.mouse.click(box["x"] + 3, box["y"] + box["height"] - 3)  # the last row's first run
     page.wait_for_url("**page=*")
     assert "page 1 of 4" not in page.inner_text(".pager")
-    server.api.delete(f"/api/v1/jobs/{made['id']}")
+    page.get_by_role("button", name="Start").click()  # made with start: false
+    page.wait_for_function("document.querySelector('.facts').dataset.state !== 'CREATED'")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Stop every run of this job?"
+    page.get_by_role("button", name="Stop").click()
+    page.wait_for_function("document.querySelector('#notice').textContent.includes('Stop asked')")
+    page.wait_for_selector(".facts[data-state=KILLED]", timeout=60_000)

@@ -33,6 +33,7 @@ async function act(button, jobId) {
     pause: () => "Schedule paused.",
     resume: () => "Schedule resumed.",
     "run-now": () => "A batch of runs was made now.",
+    start: () => "The job's runs are queued.",
   };
   notice(said[action] ? said[action]() : "Done.", "ok");
   return true;
@@ -56,7 +57,7 @@ if (page === "job") {
   document.querySelector(".actions")?.addEventListener("click", async (e) => {
     const button = e.target.closest("button[data-action]");
     if (!button) return;
-    if ((await act(button, jobId)) && ["pause", "resume"].includes(button.dataset.action)) location.reload();
+    if ((await act(button, jobId)) && ["pause", "resume", "start"].includes(button.dataset.action)) location.reload();
     refresh();
   });
 }
