@@ -32,14 +32,18 @@ ARGS = [
     "--no-first-run",
 ]
 
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"{CHROMIUM} is missing; install Debian's chromium (apt-get install -y chromium)",
-        allow_module_level=True,
+
+def skip_without_a_browser() -> None:
+    """Skip, saying why, when Chromium or Playwright is missing (called by each test
+    module at import, where a module-level skip is allowed)."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"{CHROMIUM} is missing; install Debian's chromium (apt-get install -y chromium)",
+            allow_module_level=True,
+        )
+    pytest.importorskip(
+        "playwright.sync_api", reason="playwright is in the test extras (pip install -e '.[test]')"
     )
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is in the test extras (pip install -e '.[test]')"
-)
 
 
 class Server:
@@ -109,6 +113,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    from playwright import sync_api
+
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:

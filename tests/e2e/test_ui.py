@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Server, screenshot
+from .conftest import Server, screenshot, skip_without_a_browser
+
+skip_without_a_browser()
 
 GRID = {"pipeline_parameters": {"pause": [0.7]}, "fetch": {"rows": [10, 20, 30]}}
 

@@ -110,3 +110,12 @@ def test_a_run_page_links_the_workdata_its_job_reads(
         "text/csv"
     )
     assert ui.get("/workdata/nope").status_code == 404
+
+
+def test_names_are_shown_as_text_never_as_markup(app: service.Runyard, ui: httpx.Client) -> None:
+    login(app, ui)
+    job = app.create_job_from("etl", name="<script>alert(1)</script>", tags=["<b>x</b>"])
+    for page in (ui.get("/"), ui.get(f"/jobs/{job.id}")):
+        assert "<script>alert(1)</script>" not in page.text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+        assert "<b>x</b>" not in page.text
