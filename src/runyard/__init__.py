@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from runyard.core.steps import step
     from runyard.errors import RunyardError
     from runyard.execution.context import get_params, get_pipeline_param, get_step_param
+    from runyard.execution.exchange import get_inputs, output
+    from runyard.execution.filesteps import notebook, script
     from runyard.execution.pipeline import Pipeline, PipelineResult, StepResult, pipeline
 
 __all__ = [
@@ -43,12 +45,16 @@ __all__ = [
     "connect",
     "create_job",
     "create_subjob",
+    "get_inputs",
     "get_params",
     "get_pipeline_param",
     "get_step_param",
+    "notebook",
     "open_workdata",
+    "output",
     "pipeline",
     "save_workdata",
+    "script",
     "step",
     "wait_for_subjobs",
 ]
@@ -68,6 +74,8 @@ _WHERE = {
     **dict.fromkeys(
         ["get_params", "get_pipeline_param", "get_step_param"], "runyard.execution.context"
     ),
+    **dict.fromkeys(["get_inputs", "output"], "runyard.execution.exchange"),
+    **dict.fromkeys(["notebook", "script"], "runyard.execution.filesteps"),
     **dict.fromkeys(
         ["Pipeline", "PipelineResult", "StepResult", "pipeline"], "runyard.execution.pipeline"
     ),

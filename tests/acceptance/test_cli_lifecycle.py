@@ -82,3 +82,19 @@ def test_bad_lifecycle_options_are_refused_and_store_nothing(
     refused = cli("job", "create", PLAIN, "-p", f"counter={tmp_path / 'c'}", *args, code=2)
     assert message in refused.stderr
     assert cli.job_ids() == []
+
+
+def test_a_jobs_failed_runs_are_retried_from_failure(cli: Cli, tmp_path: pathlib.Path) -> None:
+    log, marker = tmp_path / "steps.log", tmp_path / "up"
+    fragile = f"{FIXTURES / 'fragile.py'}:fragile_pipeline"
+    cli("job", "create", fragile, "-p", f"log={log}", "-p", f"marker={marker}", code=1)
+    job_id = cli.job_ids()[0]
+    assert log.read_text().split() == ["prepare", "fragile", "side"]
+
+    marker.write_text("")
+    retried = cli("job", "retry", job_id).stdout
+    assert "1 run(s) retried" in retried and "success" in retried
+    # prepare and side were reused; only the failed step and what follows it ran again
+    assert log.read_text().split()[3:] == ["fragile", "finish"]
+    again = cli("job", "retry", job_id, code=2)
+    assert "no failed or killed run" in again.stderr

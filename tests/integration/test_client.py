@@ -114,3 +114,28 @@ def test_a_batch_creates_many_jobs_in_one_request_all_or_none(
         client.create_jobs(bad)
     assert refused.value.status == 422 and refused.value.message.startswith("Job 3 of the batch")
     assert len(app.list_jobs(limit=1000)) == 300
+
+
+def test_a_grid_job_is_deselected_scheduled_paused_and_run_now(
+    client: Client, app: service.Runyard
+) -> None:
+    job = Job(client).create_and_configure_rapidly(
+        function_name="add",
+        grid={"add": {"x": [1, 2, 3], "y": [0]}},
+        deselect=[{"add.x": 2}],
+        schedule={"cron": "0 9 * * 1-5", "timezone": "Europe/Amsterdam"},
+    )
+    assert [r.params["steps"]["add"]["x"] for r in app.list_runs(job.id)] == []  # per tick
+    schedule = job.schedule()
+    assert schedule["cron"] == "0 9 * * 1-5" and len(schedule["next_fires"]) == 5
+    assert job.pause().schedule()["paused"] is True
+    assert job.resume().schedule()["paused"] is False
+    job.run_now()
+    assert sorted(r.params["steps"]["add"]["x"] for r in app.list_runs(job.id)) == [1, 3]
+
+
+def test_failed_runs_are_retried_through_the_client(client: Client, app: service.Runyard) -> None:
+    job = Job(client).create_and_configure_rapidly(function_name="add", parameters={"x": 1})
+    with pytest.raises(ClientError) as nothing:
+        job.retry_failed()
+    assert nothing.value.status == 400 and "no failed or killed run" in nothing.value.message

@@ -95,7 +95,7 @@ def test_a_missing_file_is_refused(tmp_path: pathlib.Path) -> None:
 
 def test_a_file_that_is_not_python_is_refused(tmp_path: pathlib.Path) -> None:
     path = write(tmp_path, "pipeline.txt", "x")
-    with pytest.raises(errors.LoadError, match="not a Python file"):
+    with pytest.raises(errors.LoadError, match=r"neither a Python file nor a \.orchest file"):
         loader.load_pipeline(str(path))
 
 

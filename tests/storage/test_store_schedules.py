@@ -139,3 +139,37 @@ def test_a_tick_key_already_taken_fires_nothing(store: store_mod.Store, jobs: Jo
     assert store.run_now(job_id, at=hour(8, 30), new_id=new_id) == 3
     assert store.run_now(job_id, at=hour(8, 30), new_id=new_id) == 0
     assert len(store.list_runs(job_id)) == 3
+
+
+def test_schedules_are_listed_the_next_to_fire_first(
+    store: store_mod.Store, jobs: JobBuilder
+) -> None:
+    hourly_job = scheduled(store, jobs, hourly())
+    once = schedules.make_trigger(now=T0, at=hour(8, 30))
+    soon = scheduled(store, jobs, once)
+    store.set_paused(hourly_job, paused=True, at=T0)
+    listed = store.list_schedules()
+    assert [(s.job_id, s.next_fire_at) for s in listed] == [
+        (soon, hour(8, 30)),
+        (hourly_job, hour(9)),
+    ]
+    assert [s.paused for s in listed] == [False, True]
+    assert store.list_schedules(limit=1)[0].job_id == soon
+
+
+def test_jobs_are_found_by_part_of_their_name_and_creation_time(
+    store: store_mod.Store, jobs: JobBuilder
+) -> None:
+    early, runs = jobs.build(pipeline="nightly_100%", created_at=T0)
+    store.create_job(early, runs)
+    late, runs = jobs.build(pipeline="adhoc", created_at=T0 + dt.timedelta(hours=1))
+    store.create_job(late, runs)
+
+    def ids(**filters: object) -> list[str]:
+        return [s.id for s in store.list_jobs(**filters)]  # type: ignore[arg-type]
+
+    assert ids(name="100%") == [early.id]
+    assert ids(name="_1") == [early.id]  # LIKE's wildcards are taken literally
+    assert ids(name="job") == [late.id, early.id]
+    assert ids(created_after=T0 + dt.timedelta(minutes=1)) == [late.id]
+    assert ids(created_before=T0 + dt.timedelta(minutes=1)) == [early.id]

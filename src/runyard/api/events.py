@@ -21,18 +21,19 @@ import fastapi
 import fastapi.responses
 from starlette.concurrency import run_in_threadpool
 
-from runyard.api import auth
+from runyard.api import auth, deps
 from runyard.app import service
-from runyard.core import records, tokens
+from runyard.core import records, states, tokens
 
 __all__ = ["router"]
 
-router = fastapi.APIRouter(prefix="/api/v1")
+router = fastapi.APIRouter(prefix="/api/v1", responses=deps.ERRORS)
 
 _POLL = 0.05  # seconds between looks at the event log (a read of an index per look)
 _GAP_WAIT = 5.0  # how long an id skipped over may still turn up
 _BATCH = 500
 _MOST_GAPS = 1000  # ids skipped in one jump that are looked for again (filtered streams skip many)
+_LOG_POLL = 0.1  # seconds between looks at a running run's new log lines
 
 
 @router.get(
@@ -131,3 +132,70 @@ def _format(event: records.Event) -> str:
         "message": event.message,
     }
     return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(data)}\n\n"
+
+
+@router.get(
+    "/runs/{run_id}/logs/stream",
+    dependencies=[fastapi.Depends(auth.require(tokens.Scope.READ))],
+    response_class=fastapi.responses.StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "the stream"}},
+    tags=["runs"],
+)
+async def stream_logs(
+    request: fastapi.Request,
+    run_id: str,
+    step: Annotated[str | None, fastapi.Query(max_length=200)] = None,
+    last_event_id: Annotated[int | None, fastapi.Header(ge=0)] = None,
+    after: Annotated[int, fastapi.Query(ge=0)] = 0,
+) -> fastapi.responses.StreamingResponse:
+    """A run's log lines as Server-Sent Events (``event: log``, ``id:`` the line's
+    position), from after ``Last-Event-ID`` (or ``after``), following the run while it
+    runs; ``event: end`` once it has finished and every line was sent."""
+    ryard: service.Runyard = request.app.state.runyard
+    run = await run_in_threadpool(ryard.get_run, run_id)  # 404 for a wrong id
+    start = last_event_id if last_event_id is not None else after
+    stream = _follow_logs(request, ryard, run.id, start, step=step)
+    return fastapi.responses.StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _follow_logs(
+    request: fastapi.Request, ryard: service.Runyard, run_id: str, after: int, *, step: str | None
+) -> AsyncIterator[str]:
+    quiet_since = time.monotonic()
+    keepalive = request.app.state.keepalive
+    yield ": stream open\n\n"
+    while not request.app.state.stopping and not await request.is_disconnected():
+        # Whether it had finished is read before its lines: every line it wrote is then
+        # in the page read next.
+        run = await run_in_threadpool(ryard.get_run, run_id)
+        finished = run.state in states.FINISHED_RUN_STATES
+        lines = await run_in_threadpool(
+            ryard.store.page_logs, run_id, step=step, after=after, limit=_BATCH
+        )
+        for position, line in lines:
+            after = position
+            data = {
+                "position": position,
+                "step_name": line.step_name,
+                "stream": line.stream,
+                "level": line.level,
+                "at": line.at.isoformat(),
+                "text": line.text,
+            }
+            yield f"id: {position}\nevent: log\ndata: {json.dumps(data)}\n\n"
+        now = time.monotonic()
+        if lines:
+            quiet_since = now
+        if len(lines) == _BATCH:
+            continue
+        if finished:
+            yield f"event: end\ndata: {json.dumps({'run_id': run_id, 'after': after})}\n\n"
+            return
+        if now - quiet_since >= keepalive:
+            quiet_since = now
+            yield ": keep-alive\n\n"
+        await asyncio.sleep(_LOG_POLL)

@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import fastapi
 import pydantic_core
 
 from runyard import errors
-from runyard.api import auth, cursors, schemas
+from runyard.api import cursors, deps, schemas
 from runyard.app import service
 from runyard.core import grid as grid_mod
-from runyard.core import records, registry, schedules, states, tokens
+from runyard.core import records, registry, schedules, states
 
 __all__ = ["router"]
 
-_READ = [fastapi.Depends(auth.require(tokens.Scope.READ))]
-_WRITE = [fastapi.Depends(auth.require(tokens.Scope.WRITE))]
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": schemas.ErrorOut} for code in (400, 401, 403, 404, 409, 422, 503)
-}
+_READ = deps.READ
+_WRITE = deps.WRITE
+Ryard = deps.Ryard
 
-router = fastapi.APIRouter(prefix="/api/v1", responses=_ERRORS)
-
-
-def _runyard(request: fastapi.Request) -> service.Runyard:
-    ryard: service.Runyard = request.app.state.runyard
-    return ryard
-
-
-Ryard = Annotated[service.Runyard, fastapi.Depends(_runyard)]
+router = fastapi.APIRouter(prefix="/api/v1", responses=deps.ERRORS)
 
 
 @router.get("/jobs", dependencies=_READ, response_model=schemas.JobPage, tags=["jobs"])
@@ -41,9 +31,12 @@ def list_jobs(
     limit: Annotated[int, fastapi.Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, fastapi.Query(max_length=200)] = None,
     parent: Annotated[str | None, fastapi.Query(max_length=64)] = None,
+    name: Annotated[str | None, fastapi.Query(max_length=200)] = None,
+    created_after: deps.TimeQuery = None,
+    created_before: deps.TimeQuery = None,
 ) -> schemas.JobPage:
-    """Jobs, newest first, filtered by state, tag, pipeline and parent job (its sub
-    jobs); one page at a time."""
+    """Jobs, newest first, filtered by state, tag, pipeline, parent job (its sub jobs),
+    a part of their name and when they were created; one page at a time."""
     found = ryard.list_jobs(
         pipeline=pipeline,
         state=state,
@@ -51,6 +44,9 @@ def list_jobs(
         limit=limit + 1,
         before=cursors.decode(cursor),
         parent=parent,
+        name=name,
+        created_after=deps.parse_time(created_after, "created_after"),
+        created_before=deps.parse_time(created_before, "created_before"),
     )
     page = found[:limit]
     more = len(found) > limit
@@ -73,34 +69,22 @@ def create_job(ryard: Ryard, body: schemas.JobCreate) -> schemas.JobOut:
     false. Bad parameters: 422 naming each. Without ``processing``: an empty job, to
     select its processing step and parameters later."""
     if body.processing is None:
-        if (
-            body.grid is not None
-            or body.parameters is not None
-            or body.schedule is not None
-            or body.deselect
-        ):
+        if body.grid is not None or body.parameters is not None or body.deselect:
             raise errors.UsageError(
-                "An empty job takes no grid, parameters, schedule or deselected runs; give "
-                "its processing step first"
+                "An empty job takes no grid, parameters or deselection; select its "
+                "processing step first"
+            )
+        if body.schedule is not None:
+            raise errors.UsageError(
+                "An empty job cannot be scheduled; create it with its processing step"
             )
         return _job_out(ryard, ryard.create_empty_job(body.name or "job", tags=body.tags))
-    trigger = None
-    if body.schedule is not None:
-        trigger = schedules.make_trigger(now=ryard.clock(), **body.schedule.model_dump())
     summary = ryard.create_job_from(
         body.processing.name,
         body.processing.version,
-        start=body.start and trigger is None,  # a schedule's ticks queue its runs
-        trigger=trigger,
-        deselect=body.deselect,
-        run_timeout=body.run_timeout,
-        grid=body.grid,
+        start=body.start,
         parameters=body.parameters,
-        name=body.name,
-        tags=body.tags,
-        max_parallel_runs=body.max_parallel_runs,
-        priority=body.priority,
-        input_workdata=body.input_workdata,
+        **_job_options(ryard, body),
     )
     return _job_out(ryard, summary)
 
@@ -119,11 +103,48 @@ def create_jobs(ryard: Ryard, body: schemas.JobBatch) -> schemas.JobIds:
     for position, job in enumerate(body.jobs):
         if job.processing is None:
             raise errors.UsageError(f"Job {position} of the batch has no processing step")
-        spec = job.model_dump(exclude_none=True, exclude={"processing"})
-        spec["processing"] = job.processing.name
-        spec["version"] = job.processing.version
-        specs.append(spec)
+        try:
+            options = _job_options(ryard, job)
+        except errors.RunyardError as exc:
+            raise type(exc)(f"Job {position} of the batch: {exc.message}") from exc
+        specs.append(
+            {
+                "processing": job.processing.name,
+                "version": job.processing.version,
+                "start": job.start,
+                "parameters": job.parameters,
+                **options,
+            }
+        )
     return schemas.JobIds(ids=ryard.create_jobs_from(specs))
+
+
+def _job_options(ryard: service.Runyard, body: schemas.JobCreate) -> dict[str, Any]:
+    """The options of ``create_job`` a request gives."""
+    options: dict[str, Any] = {
+        "grid": body.grid,
+        "name": body.name,
+        "tags": body.tags,
+        "max_parallel_runs": body.max_parallel_runs,
+        "priority": body.priority,
+        "input_workdata": body.input_workdata,
+        "deselect": body.deselect,
+        "run_timeout": body.run_timeout,
+    }
+    if body.schedule is not None:
+        given = body.schedule
+        options["trigger"] = schedules.make_trigger(
+            now=ryard.clock(),
+            at=deps.parse_time(given.at, "schedule.at", zone=None),
+            cron=given.cron,
+            timezone=given.timezone,
+            start=deps.parse_time(given.start, "schedule.start", zone=None),
+            end=deps.parse_time(given.end, "schedule.end", zone=None),
+            overlap=given.overlap,
+            catchup=given.catchup,
+            catchup_limit=given.catchup_limit,
+        )
+    return options
 
 
 def _job_out(ryard: service.Runyard, summary: records.JobSummary) -> schemas.JobOut:
@@ -216,45 +237,6 @@ def stop_job(ryard: Ryard, job_id: str) -> schemas.StopOut:
     return schemas.StopOut.of(ryard.stop_job(job_id))
 
 
-@router.post(
-    "/jobs/{job_id}/pause", dependencies=_WRITE, response_model=schemas.JobOut, tags=["jobs"]
-)
-def pause(ryard: Ryard, job_id: str) -> schemas.JobOut:
-    """Pause a scheduled job: its ticks do not fire until it is resumed (400 for a job
-    without a schedule)."""
-    ryard.pause(job_id)
-    return _job_out(ryard, ryard.get_job(job_id))
-
-
-@router.post(
-    "/jobs/{job_id}/resume", dependencies=_WRITE, response_model=schemas.JobOut, tags=["jobs"]
-)
-def resume(ryard: Ryard, job_id: str) -> schemas.JobOut:
-    """Resume a paused scheduled job from its next tick; ticks missed meanwhile do not fire."""
-    ryard.pause(job_id, paused=False)
-    return _job_out(ryard, ryard.get_job(job_id))
-
-
-@router.post(
-    "/jobs/{job_id}/run-now", dependencies=_WRITE, response_model=schemas.JobOut, tags=["jobs"]
-)
-def run_now(ryard: Ryard, job_id: str) -> schemas.JobOut:
-    """Make a batch of a scheduled job's runs now, besides its ticks."""
-    ryard.run_now(job_id)
-    return _job_out(ryard, ryard.get_job(job_id))
-
-
-@router.post(
-    "/jobs/{job_id}/retry-failed",
-    dependencies=_WRITE,
-    response_model=list[schemas.RunOut],
-    tags=["jobs"],
-)
-def retry_failed(ryard: Ryard, job_id: str) -> list[schemas.RunOut]:
-    """Retry each run of the job that failed (and was not retried yet): the new runs."""
-    return [schemas.RunOut.of(r) for r in ryard.retry_failed(job_id)]
-
-
 @router.get(
     "/jobs/{job_id}/runs", dependencies=_READ, response_model=list[schemas.RunOut], tags=["runs"]
 )
@@ -266,8 +248,8 @@ def list_runs(
     limit: Annotated[int | None, fastapi.Query(ge=1, le=10_000)] = None,
     offset: Annotated[int, fastapi.Query(ge=0, le=100_000_000)] = 0,
 ) -> list[schemas.RunOut]:
-    """A job's runs in grid order; with ``limit``, one page from ``offset`` (the header
-    ``X-Total-Count`` says how many there are)."""
+    """A job's runs in grid order; with ``limit`` (or ``offset``), one page of them (the
+    header ``X-Total-Count`` says how many there are)."""
     if limit is None and not offset:
         return [schemas.RunOut.of(r) for r in ryard.list_runs(job_id, state=state)]
     page, total = ryard.page_runs(job_id, state=state, limit=limit or 10_000, offset=offset)

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 
 import pydantic
 
-from runyard.core import records, registry
+from runyard.core import records, registry, schedules
 
 __all__ = [
     "ErrorOut",
-    "FireTimesOut",
     "GridPreviewIn",
     "GridPreviewOut",
     "JobBatch",
@@ -26,11 +25,14 @@ __all__ = [
     "ProcessingRef",
     "ProcessingStepOut",
     "ResultOut",
+    "RetriedOut",
     "RunDetailOut",
     "RunOut",
     "RunPreviewOut",
+    "RunsMadeOut",
     "ScheduleIn",
     "ScheduleOut",
+    "SchedulePreview",
     "StepRunOut",
     "StopOut",
     "TagsIn",
@@ -225,74 +227,76 @@ class ProcessingRef(pydantic.BaseModel):
     version: str | None = pydantic.Field(default=None, max_length=200)
 
 
-def _time_text(value: Any) -> Any:
-    """Times come as ISO 8601 text, never as numbers (which lax parsing would take)."""
-    if not isinstance(value, str | dt.datetime):
-        raise ValueError("give a time as ISO 8601 text, e.g. 2026-12-01T09:00:00+01:00")
-    return value
-
-
-_Time = Annotated[dt.datetime, pydantic.BeforeValidator(_time_text)]
+# A time given in a request: ISO 8601, as ``2026-12-01T09:00+01:00``. A string with a
+# pattern, not a ``datetime``, which would take a number of seconds since 1970 too.
+ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+IsoTime = Annotated[str, pydantic.StringConstraints(pattern=ISO_TIME, max_length=40)]
 
 
 class ScheduleIn(pydantic.BaseModel):
-    """When a job's runs are made: once ``at`` a time, or on ``cron`` in ``timezone``.
-    A time without a zone is in ``timezone``."""
+    """When a job's runs are made: once ``at`` a time, or at every tick of ``cron`` in
+    ``timezone`` (between ``start`` and ``end``). Neither: now."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
-    at: _Time | None = None
-    cron: str | None = pydantic.Field(default=None, max_length=200)
-    timezone: str = pydantic.Field(default="UTC", max_length=64)
-    start: _Time | None = None
-    end: _Time | None = None
-    overlap: str = pydantic.Field(default="skip", max_length=16)  # skip, queue, cancel, allow
-    catchup: str = pydantic.Field(default="latest", max_length=16)  # skip, latest, all
+    at: IsoTime | None = None  # without a zone: in ``timezone``
+    cron: str | None = pydantic.Field(default=None, min_length=1, max_length=200)
+    timezone: str = pydantic.Field(default="UTC", min_length=1, max_length=64)
+    start: IsoTime | None = None
+    end: IsoTime | None = None
+    overlap: schedules.Overlap = schedules.Overlap.SKIP
+    catchup: schedules.Catchup = schedules.Catchup.LATEST
+    catchup_limit: int = pydantic.Field(default=10, ge=1, le=1000)
 
 
 class ScheduleOut(pydantic.BaseModel):
-    """A scheduled job's trigger and where it stands."""
-
     job_id: str
-    job_name: str
-    pipeline_name: str
-    kind: str  # at or cron
+    kind: str  # at, cron
     at: dt.datetime | None
     cron: str | None
     timezone: str
+    start: dt.datetime | None
+    end: dt.datetime | None
+    overlap: str
+    catchup: str
     paused: bool
     next_fire_at: dt.datetime | None  # None: it will not fire again
-    next_fires: list[dt.datetime]  # the next (up to 5) ticks; none while paused
+    next_fires: list[dt.datetime]  # the next few fire times (none while paused)
 
     @classmethod
-    def of(cls, job: records.Job, schedule: records.Schedule, now: dt.datetime) -> ScheduleOut:
+    def of(cls, schedule: records.Schedule, *, count: int = 5) -> ScheduleOut:
         trigger = schedule.trigger
-        upcoming: list[dt.datetime] = []
+        fires: list[dt.datetime] = []
         if not schedule.paused and schedule.next_fire_at is not None:
-            upcoming = [schedule.next_fire_at]
-            while trigger.cron and len(upcoming) < 5:
-                following = trigger.next_after(upcoming[-1])
-                if following is None:
-                    break
-                upcoming.append(following)
+            fires.append(schedule.next_fire_at)
+            while len(fires) < count and (following := trigger.next_after(fires[-1])):
+                fires.append(following)
         return cls(
-            job_id=job.id,
-            job_name=job.name,
-            pipeline_name=job.pipeline_name,
+            job_id=schedule.job_id,
             kind=trigger.kind,
             at=trigger.at,
             cron=trigger.cron,
             timezone=trigger.timezone,
+            start=trigger.start,
+            end=trigger.end,
+            overlap=str(trigger.overlap),
+            catchup=str(trigger.catchup),
             paused=schedule.paused,
             next_fire_at=schedule.next_fire_at,
-            next_fires=upcoming,
+            next_fires=fires,
         )
 
 
-class FireTimesOut(pydantic.BaseModel):
-    cron: str
-    timezone: str
-    fire_times: list[dt.datetime]  # UTC
+class SchedulePreview(pydantic.BaseModel):
+    fires: list[dt.datetime]  # when it would fire from now, the first first
+
+
+class RunsMadeOut(pydantic.BaseModel):
+    runs: int  # how many runs were made
+
+
+class RetriedOut(pydantic.BaseModel):
+    run_ids: list[str]  # the new runs, one per run retried
 
 
 class GridPreviewIn(pydantic.BaseModel):
@@ -332,9 +336,11 @@ class JobCreate(pydantic.BaseModel):
     max_parallel_runs: int | None = pydantic.Field(default=None, ge=1, le=100_000)
     priority: int = pydantic.Field(default=0, ge=-1_000_000, le=1_000_000)
     input_workdata: list[str] = pydantic.Field(default_factory=list, max_length=10_000)
-    deselect: list[int] = pydantic.Field(default_factory=list, max_length=100_000)  # grid indexes
-    schedule: ScheduleIn | None = None  # None: now (when ``start``)
-    run_timeout: float | None = pydantic.Field(default=None, gt=0, le=10_000_000)
+    # Runs of the grid left out: an index, or a filter on parameter values ({"lr": 0.1},
+    # {"step.param": 3}) that leaves out every run it matches.
+    deselect: list[int | dict[str, Any]] = pydantic.Field(default_factory=list, max_length=100_000)
+    schedule: ScheduleIn | None = None  # at a time or on cron; None: runs are made now
+    run_timeout: float | None = pydantic.Field(default=None, gt=0, le=31 * 24 * 3600)
 
 
 class ParametersIn(pydantic.BaseModel):

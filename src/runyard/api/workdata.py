@@ -10,28 +10,17 @@ import fastapi
 import fastapi.responses
 from starlette.concurrency import run_in_threadpool
 
-from runyard.api import auth, schemas
+from runyard.api import deps, schemas
 from runyard.app import service
-from runyard.core import tokens
 
 __all__ = ["router"]
 
-_READ = [fastapi.Depends(auth.require(tokens.Scope.READ))]
-_WRITE = [fastapi.Depends(auth.require(tokens.Scope.WRITE))]
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": schemas.ErrorOut} for code in (400, 401, 403, 404, 409, 422, 503)
-}
+_READ = deps.READ
+_WRITE = deps.WRITE
 _CHUNK = 1 << 20
+Ryard = deps.Ryard
 
-router = fastapi.APIRouter(prefix="/api/v1", responses=_ERRORS, tags=["workdata"])
-
-
-def _runyard(request: fastapi.Request) -> service.Runyard:
-    ryard: service.Runyard = request.app.state.runyard
-    return ryard
-
-
-Ryard = Annotated[service.Runyard, fastapi.Depends(_runyard)]
+router = fastapi.APIRouter(prefix="/api/v1", responses=deps.ERRORS, tags=["workdata"])
 
 
 @router.post(

@@ -14,9 +14,16 @@ SUFFIX = ".parameters.json"
 
 
 def find_grid_file(pipeline_file: pathlib.Path, pipeline_name: str) -> pathlib.Path | None:
-    """``<pipeline name>.parameters.json`` beside the pipeline's file, if there is one."""
-    candidate = pipeline_file.parent / f"{pipeline_name}{SUFFIX}"
-    return candidate if candidate.is_file() else None
+    """``<pipeline name>.parameters.json`` beside the pipeline's file, if there is one; for
+    a ``.orchest`` file, else ``<file name without .orchest>.parameters.json`` (Orchest's)."""
+    names = [pipeline_name]
+    if pipeline_file.suffix == ".orchest":
+        names.append(pipeline_file.stem)
+    for name in names:
+        candidate = pipeline_file.parent / f"{name}{SUFFIX}"
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def read_grid_file(path: pathlib.Path) -> Any:

@@ -11,12 +11,14 @@ import datetime as dt
 import os
 import pathlib
 import secrets
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from runyard import errors
+from runyard.app import data as data_mod
 from runyard.app import gridfile, projects, settings
 from runyard.core import grid as grid_mod
 from runyard.core import (
@@ -85,6 +87,22 @@ class Runyard:
             workdirs.Workdirs(work_dir, self.snapshot_store) if work_dir is not None else None
         )
         self._environment: snapshots.Environment | None = None
+        self._data: data_mod.DataService | None = None
+
+    @property
+    def data(self) -> data_mod.DataService:
+        """Data repos, data pipelines, their jobs and datums (see ``app.data``)."""
+        if self._data is None:
+            if self.workdirs is not None:
+                work_root = self.workdirs.root
+            elif self.home is not None:
+                work_root = self.home / "work"
+            else:
+                work_root = pathlib.Path(tempfile.gettempdir()) / "runyard-work"
+            self._data = data_mod.DataService(
+                self.store.data, self.snapshot_store, work_root=work_root, clock=self.clock
+            )
+        return self._data
 
     @classmethod
     def open(cls, config: settings.Settings | None = None) -> Runyard:
@@ -863,9 +881,20 @@ class Runyard:
         limit: int = 100,
         before: tuple[dt.datetime, str] | None = None,
         parent: str | None = None,
+        name: str | None = None,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
     ) -> list[records.JobSummary]:
         return self.store.list_jobs(
-            pipeline=pipeline, state=state, tag=tag, limit=limit, before=before, parent=parent
+            pipeline=pipeline,
+            state=state,
+            tag=tag,
+            limit=limit,
+            before=before,
+            parent=parent,
+            name=name,
+            created_after=created_after,
+            created_before=created_before,
         )
 
     def list_runs(self, job_id: str, *, state: states.RunState | None = None) -> list[records.Run]:
@@ -911,6 +940,16 @@ class Runyard:
             return None
         folder = self.workdirs.run_dir(self.store.get_run(run_id).id)
         return folder if folder.is_dir() else None
+
+    def kept_files(self, run_id: str) -> list[tuple[str, str]]:
+        """Files run ``run_id``'s steps left to keep (executed notebooks and their HTML), as
+        (step, path or URL)."""
+        return self.artifacts.kept_files(self.store.get_run(run_id).id)
+
+    def read_kept_file(self, run_id: str, step: str, name: str) -> bytes:
+        """A file run ``run_id``'s ``step`` kept (see ``kept_files``), by its name; raises
+        ``NotFoundError`` for one it did not keep."""
+        return self.artifacts.read_kept(self.store.get_run(run_id).id, step, name)
 
     def artifacts_of(self, run_id: str) -> list[records.Artifact]:
         return self.store.list_artifacts(self.store.get_run(run_id).id)
@@ -1028,6 +1067,31 @@ class Runyard:
         self.store.create_retry(parent, run)
         return run
 
+    def retry_failed(self, job_id: str, *, all_steps: bool = False) -> list[records.Run]:
+        """Retry every run of a job that ended without success (FAILURE or KILLED) and was
+        not retried yet, each as ``retry_run`` does; the new runs. Raises ``UsageError``
+        when there is none."""
+        job = self.store.get_job(job_id)
+        ended = [
+            r
+            for r in self.store.list_runs(job.id)
+            if r.state in (states.RunState.FAILURE, states.RunState.KILLED) and not r.retried_by
+        ]
+        if not ended:
+            raise errors.UsageError(
+                f"Job {job.id} has no failed or killed run to retry; `runyard run retry RUN` "
+                "re-runs a run that succeeded"
+            )
+        retried = []
+        for run in ended:
+            try:
+                retried.append(self.retry_run(run.id, all_steps=all_steps))
+            except errors.UsageError:
+                # Every step succeeded and the run still failed (its timeout, a kill after
+                # the last step): there is nothing to re-run from failure, so all of it runs.
+                retried.append(self.retry_run(run.id, all_steps=True))
+        return retried
+
     # -- engines and stopping ------------------------------------------------------------
 
     def run_env(self) -> dict[str, str]:
@@ -1084,30 +1148,11 @@ class Runyard:
     def schedule(self, job_id: str) -> records.Schedule | None:
         return self.store.get_schedule(self.store.get_job(job_id).id)
 
-    def schedules(self, job_ids: Sequence[str] | None = None) -> list[records.Schedule]:
-        """Every schedule (or those of these jobs), soonest next fire first."""
-        return self.store.list_schedules(job_ids)
-
-    def fire_times(self, cron: str, *, timezone: str = "UTC", count: int = 5) -> list[dt.datetime]:
-        """When a ``cron`` schedule in ``timezone`` would fire next, ``count`` times.
-        Raises ``UsageError`` naming a bad cron string or time zone."""
-        now = self.clock()
-        return schedules.make_trigger(now=now, cron=cron, timezone=timezone).next_fires(now, count)
-
-    def retry_failed(self, job_id: str) -> list[records.Run]:
-        """Retry every run of a job that ended in failure and was not retried yet (from
-        its failed steps on; from the start when none of its steps failed). Returns the
-        new runs; none when nothing failed."""
-        job = self.store.get_job(job_id)
-        made = []
-        for run in self.store.list_runs(job.id, state=states.RunState.FAILURE):
-            if run.retried_by:
-                continue
-            try:
-                made.append(self.retry_run(run.id))
-            except errors.UsageError:
-                made.append(self.retry_run(run.id, all_steps=True))
-        return made
+    def list_schedules(
+        self, *, limit: int = 1000, job_ids: Sequence[str] | None = None
+    ) -> list[records.Schedule]:
+        """Every scheduled job's schedule (or those of ``job_ids``), the next to fire first."""
+        return self.store.list_schedules(limit=limit, job_ids=job_ids)
 
     def pause(self, job_id: str, *, paused: bool = True) -> None:
         """Pause (or resume) a scheduled job; ticks missed while paused do not fire."""

@@ -14,8 +14,9 @@ from runyard import errors
 from runyard.api import server
 from runyard.app import service
 from runyard.cli import render
+from runyard.core import datapipelines as dp
 from runyard.core import records, states
-from runyard.worker import engine
+from runyard.worker import datajobs, engine
 
 __all__ = ["serve", "worker"]
 
@@ -132,6 +133,19 @@ def _announce(api: server.ApiServer) -> None:
     )
 
 
+def _data_jobs(ryard: service.Runyard) -> datajobs.DataJobPoller:
+    """The thread that runs data jobs (those commits trigger) beside the runs."""
+
+    def finished(job: dp.DataJob) -> None:
+        why = f": {job.reason}" if job.reason else ""
+        render.err_console.print(
+            f"data job {job.pipeline}@{job.id} {job.state.lower()} ({job.progress}){why}",
+            markup=False,
+        )
+
+    return datajobs.DataJobPoller(ryard.data.executor(on_finished=finished))
+
+
 def _work(
     kind: str,
     slots: int | None,
@@ -147,6 +161,7 @@ def _work(
         companions.append(
             server.ApiServer(ryard, host=host, port=port, auth=auth, announce=_announce)
         )
+    companions.append(_data_jobs(ryard))
     options = engine.WorkerOptions(
         slots=slots or os.cpu_count() or 1,
         lease=lease,

@@ -26,7 +26,11 @@ app = typer.Typer(
 )
 
 PipelineArg = Annotated[
-    str, typer.Argument(metavar="FILE.py[:PIPELINE]", help="The pipeline to run.")
+    str,
+    typer.Argument(
+        metavar="FILE.py[:PIPELINE]",
+        help="The pipeline to run: FILE.py[:PIPELINE], or a .orchest pipeline file.",
+    ),
 ]
 ParamOpt = Annotated[
     list[str] | None,
@@ -564,6 +568,36 @@ def run_now(
     with service.connect() as ryard:
         made = ryard.run_now(job_id)
         render.console.print(f"{made} run(s) queued now.")
+
+
+@app.command("retry")
+def retry_failed(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="A job id or its prefix.")],
+    all_steps: Annotated[
+        bool, typer.Option("--all", help="Run every step again, reusing nothing.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="When an engine runs them, wait for them to end.")
+    ] = False,
+) -> None:
+    """Retry every failed or killed run of a job, from failure: each new run reuses the
+    outputs of the steps that succeeded; exits 1 unless the job then succeeds."""
+    with service.connect() as ryard:
+        retried = ryard.retry_failed(job_id, all_steps=all_steps)
+        job = ryard.get_job(job_id).job
+        render.console.print(f"Job {job.id}: {len(retried)} run(s) retried.")
+        if ryard.engines():
+            if not wait:
+                return
+            ryard.wait_runs([r.id for r in retried], timeout=float("inf"))
+            summary = ryard.get_job(job.id)
+        else:  # no engine: run them here
+            summary = ryard.execute_job(job.id)
+    render.console.print(
+        f"Job {summary.job.id} {str(summary.state).lower()}: {render.progress(summary)}"
+    )
+    if summary.state is not states.JobState.SUCCESS:
+        raise typer.Exit(1)
 
 
 @app.command("priority")

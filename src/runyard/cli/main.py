@@ -11,7 +11,17 @@ from rich.text import Text
 import runyard
 from runyard import errors
 from runyard.app import service
-from runyard.cli import engines, jobs, registry, render, runs, snapshots, tokens
+from runyard.cli import (
+    datajobs,
+    datarepos,
+    engines,
+    jobs,
+    registry,
+    render,
+    runs,
+    snapshots,
+    tokens,
+)
 
 __all__ = ["app", "main"]
 
@@ -30,6 +40,27 @@ app.add_typer(registry.app, name="registry")
 app.command("register")(registry.register)
 app.command("serve")(engines.serve)
 app.command("worker")(engines.worker)
+
+# Data repos and data pipelines, with Pachyderm's verb-first commands (runyard list job...).
+list_app = typer.Typer(help="List data: files, commits, data jobs, datums.", no_args_is_help=True)
+list_app.command("file")(datarepos.list_file)
+list_app.command("commit")(datarepos.list_commit)
+list_app.command("repo")(datarepos.list_repo)
+list_app.command("pipeline")(datajobs.list_pipeline)
+list_app.command("job")(datajobs.list_job)
+list_app.command("datum")(datajobs.list_datum)
+inspect_app = typer.Typer(help="Show a commit or a data job.", no_args_is_help=True)
+inspect_app.command("commit")(datarepos.inspect_commit)
+inspect_app.command("job")(datajobs.inspect_job)
+app.add_typer(datarepos.repo_app, name="repo")
+app.add_typer(datajobs.pipeline_app, name="pipeline")
+app.add_typer(datarepos.put_app, name="put")
+app.add_typer(datarepos.get_app, name="get")
+app.add_typer(datarepos.delete_app, name="delete")
+app.add_typer(list_app, name="list")
+app.add_typer(inspect_app, name="inspect")
+app.add_typer(datajobs.wait_app, name="wait")
+app.add_typer(datajobs.stop_app, name="stop")
 
 
 def _show_version(value: bool) -> None:
@@ -55,13 +86,27 @@ def _root(
 
 @app.command("logs")
 def logs(
-    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A run id or its prefix.")],
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="RUN_ID", help="A run id or its prefix.")
+    ] = None,
     step: Annotated[str | None, typer.Option("--step", help="Only this step's lines.")] = None,
     timestamps: Annotated[
         bool, typer.Option("--timestamps", "-t", help="Prefix each line with its time.")
     ] = False,
+    datum: Annotated[
+        str | None,
+        typer.Option("--datum", help="A data job's datum (id or prefix) instead of a run."),
+    ] = None,
 ) -> None:
-    """Print what a run's steps wrote to stdout, stderr and logging, in order."""
+    """Print what a run's steps wrote to stdout, stderr and logging, in order; or with
+    --datum, what a datum's transform wrote (every try)."""
+    if datum is not None:
+        with service.connect() as ryard:
+            record = ryard.data.datum(datum, job_id=run_id)
+        render.console.print(record.logs, markup=False, end="")
+        return
+    if run_id is None:
+        raise errors.UsageError("Give a RUN_ID, or --datum DATUM_ID for a data job's datum")
     with service.connect() as ryard:
         lines = ryard.logs(run_id, step=step)
         if step is not None and not lines:

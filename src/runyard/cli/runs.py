@@ -237,9 +237,11 @@ def inspect_run(
         steps = ryard.step_runs(run.id)
         outputs = ryard.artifacts_of(run.id)
         copy = ryard.working_copy(run.id)
+        kept = ryard.kept_files(run.id)
     if raw:
         out = render.run_json(run)
         out["working_copy"] = str(copy) if copy is not None else None
+        out["files"] = [{"step": step, "path": where} for step, where in kept]
         out["steps"] = [
             {**s.to_json(), "state": str(s.state), "duration": s.duration} for s in steps
         ]
@@ -259,6 +261,8 @@ def inspect_run(
     ]
     if run.note:
         rows.append(("Note", run.note))
+    for step_name, where in kept:
+        rows.append((f"File of {step_name}", where))
     for key, value in rows:
         head.add_row(f"[bold]{key}[/]", value)
     render.console.print(head)

@@ -61,9 +61,13 @@ class Job:
         grid: Mapping[str, Any] | None = None,
         start: bool = True,
         input_workdata: Sequence[str] = (),
+        deselect: Sequence[int | Mapping[str, Any]] = (),
+        schedule: Mapping[str, Any] | None = None,
     ) -> Job:
         """Create, select, tag, configure and (with ``start``) start, in one HTTP call;
-        ``input_workdata``: ids of uploaded WorkData it reads."""
+        ``input_workdata``: ids of uploaded WorkData it reads; ``deselect``: runs of the
+        grid left out (indices, or filters like ``{"region": "emea"}``); ``schedule``:
+        ``{"cron": "0 9 * * 1-5", "timezone": "Europe/Amsterdam"}`` or ``{"at": "..."}``."""
         body: dict[str, Any] = {
             "processing": {"name": function_name, "version": version},
             "tags": list(tags),
@@ -76,6 +80,10 @@ class Job:
             body["parameters"] = dict(parameters)
         if grid is not None:
             body["grid"] = dict(grid)
+        if deselect:
+            body["deselect"] = [d if isinstance(d, int) else dict(d) for d in deselect]
+        if schedule is not None:
+            body["schedule"] = dict(schedule)
         return self._set(self.client.request("POST", "/jobs", json_body=body))
 
     def select_processing(self, *, function_name: str, version: str | None = None) -> Job:
@@ -102,6 +110,32 @@ class Job:
 
     def start(self) -> Job:
         return self._set(self.client.request("POST", f"/jobs/{self.id}/start"))
+
+    # -- schedules and retries ----------------------------------------------------------
+
+    def schedule(self) -> dict[str, Any]:
+        """The job's schedule with its next fire times (a job made to run now has none:
+        the server answers 404)."""
+        return dict(self.client.request("GET", f"/jobs/{self.id}/schedule"))
+
+    def pause(self) -> Job:
+        """Pause a scheduled job: no tick fires until ``resume``."""
+        self.client.request("POST", f"/jobs/{self.id}/pause")
+        return self.refresh()
+
+    def resume(self) -> Job:
+        self.client.request("POST", f"/jobs/{self.id}/resume")
+        return self.refresh()
+
+    def run_now(self) -> Job:
+        """Make a batch of a scheduled job's runs now."""
+        self.client.request("POST", f"/jobs/{self.id}/run-now")
+        return self.refresh()
+
+    def retry_failed(self, *, all_steps: bool = False) -> Job:
+        """Retry every failed or killed run, from failure unless ``all_steps``."""
+        self.client.request("POST", f"/jobs/{self.id}/retry", params={"all_steps": all_steps})
+        return self.refresh()
 
     # -- following ----------------------------------------------------------------------
 

@@ -112,6 +112,7 @@ def parse_grid(
     pipe: dict[str, list[Any]] = {}
     steps: dict[str, dict[str, list[Any]]] = {}
     for scope, entries in raw.items():
+        scope = pipeline.step_keys.get(scope, scope)
         if scope == PIPELINE_KEY:
             space, label, target = pipeline.params, "pipeline parameter", pipe
         elif scope in pipeline.nodes:

@@ -100,6 +100,7 @@ class PipelineDefinition:
         retry: retries.RetryPolicy | None = None,
         hooks: tuple[hooks.Hook, ...] = (),
         max_retained_runs: int | None = None,
+        step_keys: Mapping[str, str] | None = None,
     ) -> None:
         if not nodes:
             raise errors.DefinitionError(
@@ -126,6 +127,8 @@ class PipelineDefinition:
         # "file.py:attribute" it can be loaded from again, when its source alone does not
         # say (a step loaded to run alone); set by the loader.
         self.origin = ""
+        # Other names a grid may give a step by (a pipeline file's step uuids and titles).
+        self.step_keys: Mapping[str, str] = dict(step_keys or {})
         self.version = version or "sha-" + self._fingerprint()
         downstream: dict[str, list[str]] = {n: [] for n in self.nodes}
         for node in self.nodes.values():
@@ -270,6 +273,8 @@ class _Tracer:
                 f"Two different steps are named {node_name!r} {where}; rename one with "
                 "@runyard.step(name=...) or call it through .alias('other_name')"
             )
+        if step.variadic:
+            return self._record_variadic(step, node_name, args, kwargs, where)
         if len(args) > len(step.inputs):
             raise errors.DefinitionError(
                 f"Step {node_name!r} takes {len(step.inputs)} input(s) "
@@ -322,6 +327,56 @@ class _Tracer:
         if len(refs) == 1:
             return refs[0]
         multi = StepOutputs(refs)
+        multi.node = node_name
+        return multi
+
+    def _record_variadic(
+        self,
+        step: steps.StepDefinition,
+        node_name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        where: str,
+    ) -> OutputRef | StepOutputs:
+        """A node of a step taking any inputs (a file step): each positional argument, then
+        each keyword argument that is not a parameter, is an input, in that order."""
+        given: list[tuple[str, Any]] = [(f"input_{i}", v) for i, v in enumerate(args)]
+        constants: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key in step.params:
+                constants[key] = step.params.to_json(key, value)
+            else:
+                given.append((key, value))
+        bindings = []
+        for input_name, value in given:
+            refs: tuple[OutputRef, ...]
+            if isinstance(value, OutputRef):
+                refs = (value,)
+            elif (
+                isinstance(value, list | tuple)
+                and value
+                and all(isinstance(v, OutputRef) for v in value)
+            ):
+                refs = tuple(value)
+            else:
+                known = ", ".join(step.params.names()) or "none"
+                raise errors.DefinitionError(
+                    f"Step {node_name!r} got {input_name}={value!r} {where}; its inputs take "
+                    f"outputs of upstream steps, and its parameters ({known}) are given by name"
+                )
+            bindings.append(Binding(input_name, refs, many=len(refs) > 1))
+        specs = [
+            dataclasses.replace(s, default=step.params.to_python(s.name, constants[s.name]))
+            if s.name in constants
+            else s
+            for s in step.params
+        ]
+        node_params = params.ParamSpace(f"Step {node_name!r}", specs)
+        self.nodes[node_name] = StepNode(node_name, step, tuple(bindings), node_params)
+        refs_out = [OutputRef(node_name, o.name, o.annotation) for o in step.outputs]
+        if len(refs_out) == 1:
+            return refs_out[0]
+        multi = StepOutputs(refs_out)
         multi.node = node_name
         return multi
 

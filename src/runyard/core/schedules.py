@@ -76,16 +76,6 @@ class Trigger:
             return None
         return tick
 
-    def next_fires(self, now: dt.datetime, count: int) -> list[dt.datetime]:
-        """The first ``count`` (or fewer, before the end) times it fires, as seen at
-        ``now``."""
-        found: list[dt.datetime] = []
-        tick = self.first_fire(now)
-        while tick is not None and len(found) < count:
-            found.append(tick)
-            tick = self.next_after(tick)
-        return found
-
     def due(
         self, next_fire: dt.datetime, now: dt.datetime
     ) -> tuple[list[dt.datetime], dt.datetime | None]:

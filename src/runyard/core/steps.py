@@ -53,6 +53,9 @@ class StepDefinition:
     """A step: a function plus its name, version, inputs, parameters and outputs."""
 
     kind = "python"
+    # True for steps that take any number of inputs, positional or by keyword, each the
+    # output(s) of an upstream step (file steps): their inputs are not declared.
+    variadic = False
 
     def __init__(
         self,

@@ -37,7 +37,10 @@ def describe(exc: BaseException) -> UserError:
         return UserError(
             "SystemExit", f"the step called sys.exit({exc.code!r})", _format(exc), kinds
         )
-    return UserError(kinds[0], str(exc), _format(exc), kinds)
+    # A failure in a step's own process (a script, a notebook) carries that process's
+    # traceback; runyard's frames around it say nothing about the user's code.
+    own = getattr(exc, "user_traceback", None)
+    return UserError(kinds[0], str(exc), own if isinstance(own, str) else _format(exc), kinds)
 
 
 def _format(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runyard import errors
-from runyard.core import params
+from runyard.execution import exchange
 
 __all__ = [
     "StepContext",
@@ -33,6 +33,15 @@ class StepContext:
     attempt: int = 1
 
 
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+
+# Not core.params.MISSING: a script's process imports this module, and core.params would
+# bring pydantic with it (a third of a script step's start-up).
+_NO_DEFAULT: Any = _NoDefault()
+
 _current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
     "runyard_step", default=None
 )
@@ -42,6 +51,8 @@ def current() -> StepContext:
     """The context of the step running in this thread; raises ``OutsideStepError``."""
     ctx = _current.get()
     if ctx is None:
+        ctx = _file_step()
+    if ctx is None:
         raise errors.OutsideStepError(
             "No step is running here; runyard.get_step_param(), get_pipeline_param() and "
             "get_params() work only inside a step that runyard executes"
@@ -49,12 +60,28 @@ def current() -> StepContext:
     return ctx
 
 
+def _file_step() -> StepContext | None:
+    """The context of this process when runyard started it as a script or notebook step."""
+    found = exchange.current()
+    if found is None:
+        return None
+    return StepContext(
+        found.step_name,
+        found.pipeline_name,
+        found.pipeline_params,
+        found.step_params,
+        found.run_id,
+        found.job_id,
+        found.attempt,
+    )
+
+
 def current_step_name() -> str | None:
     ctx = _current.get()
     return ctx.step_name if ctx is not None else None
 
 
-def get_step_param(name: str, default: Any = params.MISSING) -> Any:
+def get_step_param(name: str, default: Any = _NO_DEFAULT) -> Any:
     """The value of step parameter ``name`` of the running step.
 
     Raises ``ParameterError`` naming the known ones when there is no such parameter and no
@@ -64,7 +91,7 @@ def get_step_param(name: str, default: Any = params.MISSING) -> Any:
     return _lookup(ctx.step_params, name, default, f"Step {ctx.step_name!r}")
 
 
-def get_pipeline_param(name: str, default: Any = params.MISSING) -> Any:
+def get_pipeline_param(name: str, default: Any = _NO_DEFAULT) -> Any:
     """The value of pipeline parameter ``name`` in the running step's run."""
     ctx = current()
     return _lookup(ctx.pipeline_params, name, default, f"Pipeline {ctx.pipeline_name!r}")
@@ -80,7 +107,7 @@ def _lookup(values: Mapping[str, Any], name: str, default: Any, owner: str) -> A
     try:
         return values[name]
     except KeyError:
-        if default is not params.MISSING:
+        if default is not _NO_DEFAULT:
             return default
         raise errors.ParameterError(
             f"{owner} has no parameter {name!r}{errors.did_you_mean(name, values)}"

@@ -54,9 +54,12 @@ def load_pipeline(reference: str) -> LoadedPipeline:
             f"No pipeline file {file_part!r}{hint}; give FILE.py:PIPELINE, e.g. "
             "examples/etl/etl.py:etl"
         )
+    if path.suffix == ".orchest":
+        return _load_orchest(path.resolve(), attribute)
     if path.suffix != ".py":
         raise errors.LoadError(
-            f"Pipeline file {file_part!r} is not a Python file; give FILE.py:PIPELINE"
+            f"Pipeline file {file_part!r} is neither a Python file nor a .orchest file; "
+            "give FILE.py:PIPELINE or FILE.orchest"
         )
     path = path.resolve()
     in_use = _in_use[0]
@@ -97,11 +100,26 @@ def load_pipeline(reference: str) -> LoadedPipeline:
     return LoadedPipeline(found[attribute], path, attribute)
 
 
+def _load_orchest(path: pathlib.Path, attribute: str) -> LoadedPipeline:
+    from runyard.execution import orchestfile  # it imports this module's importers
+
+    made = orchestfile.load(path)
+    if attribute and attribute != made.name:
+        raise errors.LoadError(
+            f"{path.name} holds pipeline {made.name!r}, not {attribute!r}; give {path.name} alone"
+        )
+    return LoadedPipeline(made, path, "")
+
+
 def definitions_in(path: str | pathlib.Path, *, fresh: bool = False) -> list[tuple[str, Any]]:
     """The pipelines and steps a pipeline file defines at its top level, as (attribute,
     object), in definition order: what the registry records of it. The file is imported
-    once; ``fresh`` imports it again, as it is now. Raises ``LoadError``."""
+    once; ``fresh`` imports it again, as it is now. A ``.orchest`` file defines its one
+    pipeline (under its name). Raises ``LoadError``."""
     resolved = pathlib.Path(path).resolve()
+    if resolved.suffix == ".orchest":
+        loaded = _load_orchest(resolved, "")
+        return [(loaded.pipeline.name, loaded.pipeline)]
     if fresh:
         for name, module in list(sys.modules.items()):
             if getattr(module, "__file__", None) == str(resolved):

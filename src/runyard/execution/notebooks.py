@@ -103,6 +103,11 @@ class NotebookFailed(Exception):
             text += f"\n\n{self.traceback_text.rstrip()}"
         return text
 
+    @property
+    def user_traceback(self) -> str:
+        """The failing cell's traceback: the step's failure traceback (see boundary)."""
+        return self.traceback_text
+
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only __init__: rebuild from the fields so the error survives pickling
         # (e.g. on its way out of a run's process).

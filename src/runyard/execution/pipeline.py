@@ -73,6 +73,14 @@ class PipelineResult:
 class Pipeline(pipelines.PipelineDefinition):
     """A pipeline definition that can also run itself in the calling process."""
 
+    @classmethod
+    def from_file(cls, reference: str | pathlib.Path) -> pipelines.PipelineDefinition:
+        """The pipeline in a ``.orchest`` file, or ``FILE.py[:NAME]``'s.
+
+        Raises ``LoadError`` or ``DefinitionError`` naming what is wrong with the file.
+        """
+        return loader.load_pipeline(str(reference)).pipeline
+
     def run(
         self,
         params: Mapping[str, Any] | None = None,

@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 _HOST = socket.gethostname()
+# Seconds a run's process may take to exit once it has reported all it did; then SIGKILL.
+_EXIT_WITHIN = 10.0
 
 # Which pipeline a run executes: the engine and the fork server each ask.
 Resolver = Callable[[RunTask], pipelines.PipelineDefinition]
@@ -145,7 +147,7 @@ class _Child:
     conn: multiprocessing.connection.Connection
     out_fd: int
     deadline: float | None  # monotonic time its timeout kills it
-    finished_normally: bool = False
+    finished_normally: bool = False  # it reported all it did: its run has ended
     conn_open: bool = True
     current_step: str | None = None
     out_partial: bytes = b""
@@ -278,11 +280,15 @@ class Session:
 
     @property
     def running(self) -> int:
+        """Runs started and not yet reaped (those whose process is exiting included)."""
         return len(self.children)
 
     @property
     def free(self) -> int:
-        return self.executor.max_parallel - len(self.children)
+        """Slots for more runs. A run that has reported all it did has ended (the listener
+        was told): its slot is free while its process exits and is reaped."""
+        working = sum(not c.finished_normally for c in self.children.values())
+        return self.executor.max_parallel - working
 
     def start(self, task: RunTask, pipeline: pipelines.PipelineDefinition) -> None:
         """Fork a process for ``task`` running ``pipeline``."""
@@ -329,7 +335,7 @@ class Session:
         """SIGTERM a run's process group, and SIGKILL it after ``grace`` seconds; it is
         reported KILLED with ``reason``. False when the run is not running here."""
         child = self.children.get(run_id)
-        if child is None or child.stop_reason is not None:
+        if child is None or child.stop_reason is not None or child.finished_normally:
             return False
         self._ensure_pid(child)
         child.stop_reason = reason
@@ -341,7 +347,8 @@ class Session:
         """SIGKILL every run now and report each KILLED with ``reason``."""
         for child in self.children.values():
             self._ensure_pid(child)
-            child.stop_reason = child.stop_reason or reason
+            if not child.finished_normally:
+                child.stop_reason = child.stop_reason or reason
             _signal_group(child.pid, signal.SIGKILL)
         for child in list(self.children.values()):
             self._reap(child)
@@ -479,11 +486,21 @@ class Session:
                 elif kind == "log_lines":
                     listener.log_lines(run_id, message[1])
                 elif kind == "done":
-                    child.finished_normally = True
+                    self._ended(child)
         except (EOFError, OSError):
             self._selector.unregister(child.conn)
             child.conn.close()
             child.conn_open = False
+
+    def _ended(self, child: _Child) -> None:
+        """The run reported all it did: it has ended, whatever becomes of its process now
+        (it only exits). Report it, so its slot serves the next run at once; the process is
+        reaped, and what it left behind killed, when it is gone."""
+        self._read_output(child)  # what it wrote straight to fds 1/2 is its run's
+        child.finished_normally = True
+        child.deadline = child.step_deadline = None  # its timeouts no longer apply
+        child.kill_at = time.monotonic() + _EXIT_WITHIN  # an exit never takes this long
+        self.listener.run_finished(child.task.run_id, at=time.time(), problem=None)
 
     def _read_output(self, child: _Child) -> None:
         """Bytes the run's process wrote straight to fds 1 and 2 (C code, faulthandler)."""
@@ -546,6 +563,8 @@ class Session:
                 child.out_fd = -1
         _signal_group(child.pid, signal.SIGKILL)  # anything the run started and left behind
         del self.children[child.task.run_id]
+        if child.finished_normally:
+            return  # its end was reported when it said it was done
         problem = None
         killed = child.stop_reason is not None
         if killed:
@@ -556,7 +575,7 @@ class Session:
         elif child.timed_out:
             timeout = child.task.run_timeout or self.executor.run_timeout or 0
             problem = f"run timed out after {timeout:g} s"
-        elif not child.finished_normally or status != 0:
+        else:
             problem = f"run process {describe_exit(status)}"
         self.listener.run_finished(
             child.task.run_id, at=time.time(), problem=problem, killed=killed

@@ -14,8 +14,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from runyard.core import pipelines, records, states, steps
+from runyard.core import filesteps, pipelines, records, states, steps
 from runyard.execution import boundary, context
+from runyard.execution import filesteps as file_runner
 
 __all__ = ["Observer", "RunOutcome", "StepOutcome", "execute"]
 
@@ -120,6 +121,7 @@ class _Runner:
         self.keep_outputs = keep_outputs
         self.outcomes: dict[str, StepOutcome] = {}
         self.values: dict[tuple[str, str], Any] = {}
+        self.produced: dict[str, list[str]] = {}  # each done step's output names, in order
         self.readers = {n: len(pipeline.downstream(n)) for n in pipeline.nodes}
         self.reused: Mapping[str, Mapping[str, Any]] = {}
 
@@ -178,6 +180,7 @@ class _Runner:
         outputs = dict(self.reused[node.name])
         for output, value in outputs.items():
             self.values[(node.name, output)] = value
+        self.produced[node.name] = list(outputs)
         self.outcomes[node.name] = StepOutcome(_SKIPPED, outputs if self.keep_outputs else {})
         self.observer.step_finished(node.name, _SKIPPED, time.time(), None)
 
@@ -203,6 +206,7 @@ class _Runner:
             self._release_inputs(node)
         for output, value in outputs.items():
             self.values[(name, output)] = value
+        self.produced[name] = list(outputs)
         self.outcomes[name] = StepOutcome(_SUCCESS, outputs if self.keep_outputs else {}, None)
         self.observer.step_finished(name, _SUCCESS, time.time(), None, attempt=attempt)
 
@@ -214,28 +218,35 @@ class _Runner:
         self.observer.step_started(name, time.time(), attempt=attempt)
         token = None
         try:
-            args: dict[str, Any] = {}
-            for b in node.bindings:
-                if b.many:
-                    args[b.input] = [self.values[(r.node, r.output)] for r in b.refs]
-                else:
-                    ref = b.refs[0]
-                    args[b.input] = self.values[(ref.node, ref.output)]
             raw = self.params["steps"].get(name, {})
             step_params = {k: node.params.to_python(k, v) for k, v in raw.items()}
-            token = context._current.set(
-                context.StepContext(
-                    name,
-                    self.pipeline.name,
-                    self.typed_pipeline,
-                    step_params,
-                    self.run_id,
-                    self.job_id,
-                    attempt,
-                )
+            ctx = context.StepContext(
+                name,
+                self.pipeline.name,
+                self.typed_pipeline,
+                step_params,
+                self.run_id,
+                self.job_id,
+                attempt,
             )
-            result = node.step.fn(**args, **step_params)
-            outputs = _split_outputs(node, result)
+            token = context._current.set(ctx)
+            if isinstance(node.step, filesteps.FileStep):
+                made = file_runner.run(
+                    node.step,
+                    ctx=ctx,
+                    inputs=self._file_inputs(node),
+                    keep=getattr(self.observer, "keep_file", None),
+                )
+                outputs = _file_outputs(node, node.step, made)
+            else:
+                args: dict[str, Any] = {}
+                for b in node.bindings:
+                    if b.many:
+                        args[b.input] = [self._value(name, r) for r in b.refs]
+                    else:
+                        args[b.input] = self._value(name, b.refs[0])
+                result = node.step.fn(**args, **step_params)
+                outputs = _split_outputs(node, result)
             for output, value in outputs.items():
                 self.observer.output_ready(name, output, value)
             return outputs, None
@@ -245,6 +256,32 @@ class _Runner:
             if token is not None:
                 context._current.reset(token)
 
+    def _value(self, step: str, ref: pipelines.OutputRef) -> Any:
+        """The value ``ref`` names; a reference to all outputs of a file step is its one
+        output."""
+        if ref.output != filesteps.ALL_OUTPUTS:
+            return self.values[(ref.node, ref.output)]
+        made = self.produced.get(ref.node, [])
+        if len(made) != 1:
+            raise _OutputError(
+                f"Step {step!r} reads the output of step {ref.node!r}, which made "
+                f"{len(made)} outputs ({', '.join(made) or 'none'}); a Python step reads one "
+                f"value: make {ref.node!r} output one, or declare its outputs "
+                "(runyard.script(..., outputs=[...])) and pass the one to use"
+            )
+        return self.values[(ref.node, made[0])]
+
+    def _file_inputs(self, node: pipelines.StepNode) -> list[tuple[str, Any]]:
+        """A file step's inputs as (output name, value), in the order of its bindings."""
+        pairs: list[tuple[str, Any]] = []
+        for b in node.bindings:
+            for r in b.refs:
+                if r.output == filesteps.ALL_OUTPUTS:
+                    pairs += [(o, self.values[(r.node, o)]) for o in self.produced.get(r.node, [])]
+                else:
+                    pairs.append((r.output, self.values[(r.node, r.output)]))
+        return pairs
+
     def _release_inputs(self, node: pipelines.StepNode) -> None:
         """Forget an upstream value once its last reader is done (when not keeping outputs)."""
         if self.keep_outputs:
@@ -252,7 +289,7 @@ class _Runner:
         for up in node.upstream:
             self.readers[up] -= 1
             if self.readers[up] == 0:
-                for output in self.pipeline.nodes[up].step.output_names:
+                for output in self.produced.get(up, ()):
                     self.values.pop((up, output), None)
 
 
@@ -269,6 +306,20 @@ def _split_outputs(node: pipelines.StepNode, result: Any) -> dict[str, Any]:
         f"{type(result).__name__} {_short(result)}; return a tuple of {len(names)} values or a "
         "dict with those keys"
     )
+
+
+def _file_outputs(
+    node: pipelines.StepNode, step: filesteps.FileStep, made: dict[str, Any]
+) -> dict[str, Any]:
+    missing = [n for n in step.declared_outputs if n not in made]
+    if missing:
+        calls = ", ".join(f"runyard.output(value, name={n!r})" for n in missing)
+        raise _OutputError(
+            f"Step {node.name!r} ({step.path.name}) declares outputs "
+            f"{', '.join(step.declared_outputs)} but did not make {', '.join(missing)}; "
+            f"call {calls} in it"
+        )
+    return made
 
 
 def _short(value: Any) -> str:

@@ -62,6 +62,10 @@ class OutputStore(Protocol):
         """Read back a value ``put`` stored."""
         ...
 
+    def keep_file(self, run_id: str, step: str, path: pathlib.Path) -> str:
+        """Keep a file a step made (an executed notebook) with the run; returns where."""
+        ...
+
 
 def run(
     pipeline: pipelines.PipelineDefinition,
@@ -145,6 +149,9 @@ class _Observer:
     def output_ready(self, step: str, output: str, value: Any) -> None:
         uri, size, serializer = self.outputs.put(self.run_id, step, output, value)
         self.send(("output_stored", step, output, uri, size, serializer, time.time()))
+
+    def keep_file(self, step: str, path: pathlib.Path) -> str:
+        return self.outputs.keep_file(self.run_id, step, path)
 
     def step_finished(
         self,

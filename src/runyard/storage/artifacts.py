@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import pathlib
 import pickle
+import shutil
 from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from runyard import errors
 
 __all__ = ["ArtifactStore", "StoredOutput"]
 
@@ -52,6 +57,46 @@ class ArtifactStore:
             with self.fs.open(path, "wb") as fh:
                 fh.write(data)
         return StoredOutput((self._protocol + path, len(data), SERIALIZER))
+
+    def keep_file(self, run_id: str, step: str, path: pathlib.Path) -> str:
+        """Keep a file a step of run ``run_id`` made (an executed notebook, its HTML) with
+        the run's outputs, deleted with the run; returns where it is kept (a path, for a
+        local store)."""
+        folder = f"{self._folder(run_id)}/files/{step}"
+        target = f"{folder}/{path.name}"
+        if self._local:
+            os.makedirs(folder, exist_ok=True)
+            shutil.copyfile(path, target)
+        else:
+            self.fs.makedirs(folder, exist_ok=True)
+            self.fs.put_file(str(path), target)
+        return self._protocol + target
+
+    def kept_files(self, run_id: str) -> list[tuple[str, str]]:
+        """The files ``keep_file`` kept for run ``run_id``: (step, uri), by step and name."""
+        folder = f"{self._folder(run_id)}/files"
+        if not self.fs.isdir(folder):
+            return []
+        found = []
+        for path in sorted(self.fs.find(folder)):
+            relative = str(path)[len(folder) + 1 :]
+            step, _, _ = relative.partition("/")
+            found.append((step, self._protocol + str(path)))
+        return found
+
+    def read_kept(self, run_id: str, step: str, name: str) -> bytes:
+        """The content of the file ``name`` that ``keep_file`` kept for ``step`` of run
+        ``run_id``. Raises ``NotFoundError`` when no such file was kept (a name is never
+        taken as a path)."""
+        for kept_step, uri in self.kept_files(run_id):
+            if kept_step == step and uri.rsplit("/", 1)[-1] == name:
+                with fsspec.open(uri, "rb") as fh:
+                    data: bytes = fh.read()
+                    return data
+        raise errors.NotFoundError(
+            f"Run {run_id} kept no file {name!r} of step {step!r}; `runyard run inspect "
+            f"{run_id}` lists the files it kept"
+        )
 
     def get(self, uri: str) -> Any:
         """Read back a value stored by ``put``."""

@@ -19,7 +19,7 @@ from runyard.core import records, schedules, states
 from runyard.storage import events as events_mod
 from runyard.storage import leases, schema
 
-__all__ = ["fire_due", "get_schedule", "run_now", "set_paused", "trigger_row"]
+__all__ = ["fire_due", "get_schedule", "list_schedules", "run_now", "set_paused", "trigger_row"]
 
 _R = states.RunState
 BUSY = [_R.CREATED.value, _R.QUEUED.value, *leases.ACTIVE]
@@ -65,9 +65,17 @@ def get_schedule(conn: sa.Connection, job_id: str) -> records.Schedule | None:
     return records.Schedule(job_id, _trigger(row), row.paused, row.next_fire_at)
 
 
-def list_schedules(conn: sa.Connection, job_ids: Sequence[str] | None) -> list[records.Schedule]:
+def list_schedules(
+    conn: sa.Connection, *, limit: int, job_ids: Sequence[str] | None = None
+) -> list[records.Schedule]:
+    """Every job's schedule (of ``job_ids`` only, when given), the next to fire first,
+    then those that will not fire again."""
     c = schema.schedules.c
-    query = sa.select(schema.schedules).order_by(c.next_fire_at.is_(None), c.next_fire_at, c.job_id)
+    query = (
+        sa.select(schema.schedules)
+        .order_by(c.next_fire_at.is_(None), c.next_fire_at, c.job_id)
+        .limit(limit)
+    )
     if job_ids is not None:
         query = query.where(c.job_id.in_(list(job_ids)))
     return [

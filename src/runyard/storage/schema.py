@@ -11,6 +11,13 @@ from sqlalchemy.dialects import postgresql
 __all__ = [
     "api_tokens",
     "artifacts",
+    "data_branches",
+    "data_commits",
+    "data_datums",
+    "data_files",
+    "data_jobs",
+    "data_pipelines",
+    "data_repos",
     "events",
     "job_tags",
     "jobs",
@@ -357,4 +364,128 @@ artifacts = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("serializer", sa.String(32), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# -- data repos and data pipelines ---------------------------------------------------------
+# Repos, branches and immutable commits; a commit's files (path -> sha256, size) are rows of
+# data_files, their contents blobs in the artifact store, shared by every commit holding them.
+data_repos = sa.Table(
+    "data_repos",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("pipeline", sa.String(64)),  # the pipeline whose output repo it is
+)
+
+data_branches = sa.Table(
+    "data_branches",
+    metadata,
+    sa.Column(
+        "repo",
+        sa.String(64),
+        sa.ForeignKey("data_repos.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("head", sa.String(32)),  # None: nothing committed yet
+)
+
+data_commits = sa.Table(
+    "data_commits",
+    metadata,
+    sa.Column(
+        "repo",
+        sa.String(64),
+        sa.ForeignKey("data_repos.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("id", sa.String(32), primary_key=True),  # a global ID: shared across repos
+    sa.Column("branch", sa.String(64), nullable=False),
+    sa.Column("parent", sa.String(32)),
+    sa.Column("origin", sa.String(8), nullable=False),  # USER, AUTO
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("file_count", sa.Integer, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Index(None, "repo", "branch", "created_at"),
+)
+
+data_files = sa.Table(
+    "data_files",
+    metadata,
+    sa.Column("repo", sa.String(64), primary_key=True),
+    sa.Column("commit_id", sa.String(32), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["repo", "commit_id"], ["data_commits.repo", "data_commits.id"], ondelete="CASCADE"
+    ),
+)
+
+data_pipelines = sa.Table(
+    "data_pipelines",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("spec", JSONType, nullable=False),
+    sa.Column("salt", sa.String(32), nullable=False),  # part of every datum id
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One row per pipeline and global ID; the jobs of one ID make a job set.
+data_jobs = sa.Table(
+    "data_jobs",
+    metadata,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pipeline_version", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),  # depth in the job set's DAG
+    sa.Column("spec", JSONType, nullable=False),  # the pipeline's spec when it was made
+    sa.Column("salt", sa.String(32), nullable=False),
+    sa.Column("input_commits", JSONType, nullable=False),  # [[repo, commit id]]
+    sa.Column("output_commit", sa.String(32)),
+    sa.Column("reprocess", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("reason", sa.Text),
+    sa.Column("restarts", sa.Integer, nullable=False),
+    sa.Column("data_processed", sa.Integer, nullable=False),
+    sa.Column("data_skipped", sa.Integer, nullable=False),
+    sa.Column("data_failed", sa.Integer, nullable=False),
+    sa.Column("data_total", sa.Integer, nullable=False),
+    sa.Column("download_bytes", sa.BigInteger, nullable=False),
+    sa.Column("upload_bytes", sa.BigInteger, nullable=False),
+    sa.Column("download_time", sa.Float, nullable=False),
+    sa.Column("process_time", sa.Float, nullable=False),
+    sa.Column("upload_time", sa.Float, nullable=False),
+    sa.Column("worker", sa.String(300)),
+    sa.Column("stop_requested_at", UTCDateTime),
+    sa.Index(None, "id"),
+    sa.Index(None, "state", "created_at"),
+)
+
+# What each job did with each datum; a datum's SUCCESS / SKIPPED rows carry its outputs,
+# which later jobs of the pipeline reuse when they meet the same datum id.
+data_datums = sa.Table(
+    "data_datums",
+    metadata,
+    sa.Column("pipeline", sa.String(64), primary_key=True),
+    sa.Column("job_id", sa.String(32), primary_key=True),
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("files", JSONType, nullable=False),
+    sa.Column("outputs", JSONType, nullable=False),  # [[path, sha256, size]]
+    sa.Column("tries", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("logs", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.ForeignKeyConstraint(
+        ["pipeline", "job_id"], ["data_jobs.pipeline", "data_jobs.id"], ondelete="CASCADE"
+    ),
+    sa.Index(None, "pipeline", "id"),
 )

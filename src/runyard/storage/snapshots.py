@@ -284,6 +284,48 @@ class SnapshotStore:
             self.fs.put_file(checked.name, target)
         return written
 
+    # -- single blobs (data repos) -------------------------------------------------------
+
+    def put_file(self, source: str) -> tuple[str, int, int]:
+        """Store the content of the file ``source`` as a blob unless it is there already;
+        returns its digest, size and the bytes newly written (0 when deduplicated). Raises
+        ``UsageError`` when it cannot be read or changes while stored."""
+        try:
+            digest, size = _sha256(source)
+            written = self._store_blob(digest, source)
+        except OSError as exc:
+            raise errors.UsageError(
+                f"Cannot read {source}: {exc.strerror or exc}; make it readable"
+            ) from exc
+        return digest, size, written or 0
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """The blob ``digest`` for reading; raises ``StoreError`` when it is missing."""
+        path = self.blob_path(digest)
+        try:
+            if self._local:
+                return open(path, "rb")
+            opened: BinaryIO = self.fs.open(path, "rb")
+            return opened
+        except FileNotFoundError as exc:
+            raise errors.StoreError(
+                f"Blob {digest} is missing from the artifact store {self.url}"
+            ) from exc
+
+    def copy_blob(self, digest: str, target: str, *, copier: _Copier | None = None) -> None:
+        """Write blob ``digest`` to the new file ``target`` (a private, writable copy: a
+        reflink where the filesystem allows); its folder must exist."""
+        if self._local:
+            (copier or _Copier()).copy(self.blob_path(digest), target, 0o644, digest[:12], target)
+            return
+        with self.open_blob(digest) as src, _create(target, 0o644) as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+
+    def copier(self) -> _Copier:
+        """A copier to hand to many ``copy_blob`` calls: it remembers whether reflinks
+        work here."""
+        return _Copier()
+
     # -- materializing -----------------------------------------------------------------
 
     def materialize(self, snapshot: snapshots.Snapshot, dest: str | os.PathLike[str]) -> int:

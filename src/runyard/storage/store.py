@@ -18,7 +18,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from runyard import errors
 from runyard.core import hooks, records, registry, retries, schedules, snapshots, states, tokens
-from runyard.storage import endings, leases, migrate, notices, retention, scheduling, schema
+from runyard.storage import (
+    datastore,
+    endings,
+    leases,
+    migrate,
+    notices,
+    retention,
+    scheduling,
+    schema,
+)
 from runyard.storage import engine as engines
 from runyard.storage import events as events_mod
 from runyard.storage import jobs as jobs_sql
@@ -102,6 +111,11 @@ class Store:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def data(self) -> datastore.DataStore:
+        """Data repos, data pipelines, their jobs and datums, in this database."""
+        return datastore.DataStore(self)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -282,13 +296,24 @@ class Store:
         limit: int = 100,
         before: tuple[dt.datetime, str] | None = None,
         parent: str | None = None,
+        name: str | None = None,
+        created_after: dt.datetime | None = None,
+        created_before: dt.datetime | None = None,
     ) -> list[records.JobSummary]:
         """Jobs newest first, filtered; ``state`` filters on the state derived from runs,
-        ``parent`` keeps the sub jobs of that job. ``before`` (created_at, id) of the last
-        job of a page gives the next page."""
+        ``parent`` keeps the sub jobs of that job, ``name`` those whose name holds it,
+        ``created_after`` / ``created_before`` a time range. ``before`` (created_at, id)
+        of the last job of a page gives the next page."""
         query = sa.select(schema.jobs).order_by(
             schema.jobs.c.created_at.desc(), schema.jobs.c.id.desc()
         )
+        if name:
+            escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(schema.jobs.c.name.like(f"%{escaped}%", escape="\\"))
+        if created_after is not None:
+            query = query.where(schema.jobs.c.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(schema.jobs.c.created_at < created_before)
         if parent is not None:
             query = query.where(schema.jobs.c.parent_job_id == parent)
         if before is not None:
@@ -776,10 +801,12 @@ class Store:
         with self._read() as conn:
             return scheduling.get_schedule(conn, job_id)
 
-    def list_schedules(self, job_ids: Sequence[str] | None = None) -> list[records.Schedule]:
-        """The schedules (of these jobs), soonest next fire first, ended ones last."""
+    def list_schedules(
+        self, *, limit: int = 1000, job_ids: Sequence[str] | None = None
+    ) -> list[records.Schedule]:
+        """Schedules (of ``job_ids`` only, when given), the next to fire first."""
         with self._read() as conn:
-            return scheduling.list_schedules(conn, job_ids)
+            return scheduling.list_schedules(conn, limit=limit, job_ids=job_ids)
 
     # -- hooks and retention -----------------------------------------------------------
 

@@ -57,7 +57,7 @@ def jobs_page(
         return site.error_page(request, exc)
     page = found[:JOBS_PER_PAGE]
     more = len(found) > JOBS_PER_PAGE
-    schedules = {s.job_id: s for s in ryard.schedules([s.id for s in page])}
+    schedules = {s.job_id: s for s in ryard.list_schedules(job_ids=[s.id for s in page])}
     now = ryard.clock()
     rows = [
         {
@@ -251,32 +251,31 @@ def _graph(
     return order, upstream, ""
 
 
-def _notebooks(ryard: service.Runyard, run: records.Run) -> list[str]:
-    """Steps of the run whose executed notebook is kept as HTML in its working copy."""
-    folder = ryard.working_copy(run.id)
-    if folder is None:
-        return []
-    return sorted(p.name for p in folder.glob("*.html") if p.is_file())
+def _notebooks(ryard: service.Runyard, run: records.Run) -> list[tuple[str, str]]:
+    """(step, file name) of the executed notebooks the run kept as HTML."""
+    found = []
+    for step, uri in ryard.kept_files(run.id):
+        name = uri.rsplit("/", 1)[-1]
+        if name.endswith(".html"):
+            found.append((step, name))
+    return found
 
 
-@router.get("/runs/{run_id}/notebooks/{name}", response_class=fastapi.responses.HTMLResponse)
-def notebook(request: fastapi.Request, _: Viewer, run_id: str, name: str) -> fastapi.Response:
-    """An executed notebook of the run, as nbconvert rendered it."""
+@router.get("/runs/{run_id}/notebooks/{step}/{name}", response_class=fastapi.responses.HTMLResponse)
+def notebook(
+    request: fastapi.Request, _: Viewer, run_id: str, step: str, name: str
+) -> fastapi.Response:
+    """An executed notebook of the run, as nbconvert rendered it; its scripts do not run
+    (the page is shown as a document, not as an application)."""
     ryard = site.runyard_of(request)
     try:
-        run = ryard.get_run(run_id)
+        content = ryard.read_kept_file(run_id, step, name)
     except errors.RunyardError as exc:
         return site.error_page(request, exc)
-    if name not in _notebooks(ryard, run):
-        return site.error_page(
-            request,
-            errors.NotFoundError(f"Run {run.id} has no rendered notebook {name!r}"),
-        )
-    folder = ryard.working_copy(run.id)
-    assert folder is not None
+    if not name.endswith(".html"):
+        return site.error_page(request, errors.NotFoundError(f"{name!r} is not a notebook"))
     return fastapi.responses.HTMLResponse(
-        (folder / name).read_text(encoding="utf-8"),
-        headers={"Content-Security-Policy": "script-src 'none'"},
+        content, headers={"Content-Security-Policy": "script-src 'none'"}
     )
 
 
@@ -316,7 +315,7 @@ def new_job_page(
 @router.get("/schedules", response_class=fastapi.responses.HTMLResponse)
 def schedules_page(request: fastapi.Request, _: Viewer) -> fastapi.Response:
     ryard = site.runyard_of(request)
-    found = ryard.schedules()
+    found = ryard.list_schedules()
     jobs = {s.id: s for s in ryard.jobs_by_id([s.job_id for s in found])}
     rows = []
     for schedule in found:

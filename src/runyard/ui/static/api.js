@@ -50,9 +50,10 @@ export async function call(method, path, body, options = {}) {
   return { ok: response.ok, status: response.status, data, message, response };
 }
 
-// Follow /api/v1/events (Server-Sent Events, read with fetch so the token can be sent),
-// calling onEvent(event) for each; reconnects after errors from the last event seen.
-export function follow(query, onEvent) {
+// Read a Server-Sent Events stream of the API with fetch (so the token can be sent),
+// calling onEvent(kind, data) for each event; reconnects after errors from the last id
+// seen (as ?after=). Ends when onEvent returns false; returns a function that stops it.
+export function stream(path, query, onEvent) {
   let last = null;
   let stopped = false;
   const controller = new AbortController();
@@ -61,7 +62,7 @@ export function follow(query, onEvent) {
       const params = new URLSearchParams(query);
       if (last !== null) params.set("after", String(last));
       try {
-        const response = await fetch(`/api/v1/events?${params}`, { headers: headers(), signal: controller.signal });
+        const response = await fetch(`${path}?${params}`, { headers: headers(), signal: controller.signal });
         if (!response.ok) throw new Error(String(response.status));
         const reader = response.body.getReader();
         const decoder = new TextDecoder();
@@ -72,12 +73,18 @@ export function follow(query, onEvent) {
           buffer += decoder.decode(value, { stream: true });
           let cut;
           while ((cut = buffer.indexOf("\n\n")) >= 0) {
-            const block = buffer.slice(0, cut);
+            const lines = buffer.slice(0, cut).split("\n");
             buffer = buffer.slice(cut + 2);
-            const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-            const id = block.split("\n").find((l) => l.startsWith("id: "));
-            if (id) last = Number(id.slice(4));
-            if (data) onEvent(JSON.parse(data));
+            const field = (name) => lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2));
+            const data = field("data").join("\n");
+            const [id] = field("id");
+            const [kind] = field("event");
+            if (id !== undefined) last = Number(id);
+            if (data && onEvent(kind || "message", JSON.parse(data)) === false) {
+              stopped = true;
+              controller.abort();
+              return;
+            }
           }
         }
       } catch (error) {
@@ -91,6 +98,13 @@ export function follow(query, onEvent) {
     stopped = true;
     controller.abort();
   };
+}
+
+// Follow /api/v1/events (every state change, or a job's or a run's), calling onEvent(event).
+export function follow(query, onEvent) {
+  return stream("/api/v1/events", query, (_kind, data) => {
+    onEvent(data);
+  });
 }
 
 export function notice(message, kind = "info") {

@@ -172,8 +172,9 @@ export function newJobForm() {
       out.textContent = "";
       return;
     }
-    const params = new URLSearchParams({ cron, timezone: $("timezone").value.trim() || "UTC", count: "5" });
-    const result = await call("GET", `/api/v1/schedules/fire-times?${params}`);
+    const timezone = $("timezone").value.trim() || "UTC";
+    const params = new URLSearchParams({ cron, timezone, count: "5" });
+    const result = await call("GET", `/api/v1/schedules/preview?${params}`);
     if (!result.ok) {
       out.innerHTML = "";
       const p = document.createElement("p");
@@ -185,9 +186,9 @@ export function newJobForm() {
     out.innerHTML = "<p class='sub'>Next 5 fire times:</p>";
     const list = document.createElement("ol");
     list.className = "times";
-    for (const t of result.data.fire_times) {
+    for (const t of result.data.fires) {
       const li = document.createElement("li");
-      li.textContent = new Date(t).toLocaleString(undefined, { timeZone: result.data.timezone, dateStyle: "medium", timeStyle: "short" }) + ` (${result.data.timezone})`;
+      li.textContent = new Date(t).toLocaleString(undefined, { timeZone: timezone, dateStyle: "medium", timeStyle: "short" }) + ` (${timezone})`;
       list.appendChild(li);
     }
     out.appendChild(list);

@@ -1,52 +1,37 @@
-// A run's logs: read page by page from the API, and followed while the run goes on.
-import { call } from "./api.js";
+// A run's logs: streamed from the API (every line so far, then each new one while the run
+// goes on), all steps' or one step's.
+import { stream } from "./api.js";
 
 export function runLogs(runId) {
   const box = document.getElementById("logs");
   const tabs = [...document.querySelectorAll(".tabs [role=tab]")];
-  let step = "";
-  let after = 0;
-  let finished = document.body.dataset.finished === "yes";
-  let generation = 0;
-  let timer = null;
+  let stop = () => {};
 
-  async function load() {
-    const mine = generation;
-    for (;;) {
-      const params = new URLSearchParams({ after: String(after), limit: "2000" });
-      if (step) params.set("step", step);
-      const result = await call("GET", `/api/v1/runs/${runId}/logs?${params}`);
-      if (mine !== generation) return;
-      if (!result.ok) {
-        box.textContent = result.message;
-        return;
-      }
-      if (after === 0) box.textContent = "";
-      for (const line of result.data.items) {
-        const row = document.createElement("span");
-        row.className = `line ${line.stream}`;
-        const where = line.step_name ? `[${line.step_name}] ` : "";
-        row.textContent = `${line.at.slice(11, 23)} ${where}${line.text}\n`;
-        box.appendChild(row);
-        after = line.position;
-      }
-      if (after === 0 && !result.data.items.length) {
-        box.textContent = finished ? "No log lines." : "No log lines yet.";
-      }
-      if (result.data.next_after === null) break;
-    }
-    box.scrollTop = box.scrollHeight;
-    if (!finished) timer = setTimeout(load, 1000);
-  }
-
-  function show(name) {
-    step = name;
-    after = 0;
-    generation += 1;
-    clearTimeout(timer);
+  function show(step) {
+    stop();
+    for (const tab of tabs) tab.setAttribute("aria-selected", String(tab.dataset.step === step));
     box.textContent = "Loading…";
-    for (const tab of tabs) tab.setAttribute("aria-selected", String(tab.dataset.step === name));
-    load();
+    let empty = true;
+    const query = step ? { step } : {};
+    stop = stream(`/api/v1/runs/${runId}/logs/stream`, query, (kind, data) => {
+      if (kind === "log") {
+        if (empty) box.textContent = "";
+        empty = false;
+        const row = document.createElement("span");
+        row.className = `line ${data.stream}`;
+        const where = data.step_name ? `[${data.step_name}] ` : "";
+        row.textContent = `${data.at.slice(11, 23)} ${where}${data.text}\n`;
+        const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+        box.appendChild(row);
+        if (atBottom) box.scrollTop = box.scrollHeight;
+      } else if (kind === "end") {
+        if (empty) box.textContent = "No log lines.";
+        box.dataset.ended = "yes";
+        return false;
+      }
+      return true;
+    });
+    if (empty) box.textContent = "No log lines yet.";
   }
 
   for (const tab of tabs) tab.addEventListener("click", () => show(tab.dataset.step));
@@ -57,21 +42,14 @@ export function runLogs(runId) {
     next.focus();
     show(next.dataset.step);
   });
-  load();
+  show("");
 
   return {
-    finish() {
-      if (!finished) {
-        finished = true;
-        clearTimeout(timer);
-        load(); // the last lines
-      }
-    },
     bindDag(region) {
       for (const node of region.querySelectorAll(".node[data-step]")) {
         const open = () => {
           show(node.dataset.step);
-          document.getElementById("logs").scrollIntoView({ block: "nearest" });
+          box.scrollIntoView({ block: "nearest" });
         };
         node.addEventListener("click", open);
         node.addEventListener("keydown", (e) => {

@@ -17,7 +17,8 @@ async function act(button, jobId) {
   if (button.dataset.confirm && !confirm(button.dataset.confirm)) return;
   const path = `/api/v1/jobs/${jobId}`;
   button.disabled = true;
-  const result = action === "delete" ? await call("DELETE", path) : await call("POST", `${path}/${action}`);
+  const endpoint = action === "retry-failed" ? "retry" : action;
+  const result = action === "delete" ? await call("DELETE", path) : await call("POST", `${path}/${endpoint}`);
   button.disabled = false;
   if (!result.ok) {
     notice(result.message, "error");
@@ -29,7 +30,7 @@ async function act(button, jobId) {
   }
   const said = {
     stop: () => `Stop asked: ${result.data.killed.length} queued run(s) killed, ${result.data.requested.length} running run(s) stopping.`,
-    "retry-failed": () => (result.data.length ? `${result.data.length} failed run(s) queued again.` : "No failed run to retry."),
+    "retry-failed": () => (result.data.run_ids.length ? `${result.data.run_ids.length} failed or killed run(s) queued again.` : "No failed run to retry."),
     pause: () => "Schedule paused.",
     resume: () => "Schedule resumed.",
     "run-now": () => "A batch of runs was made now.",
@@ -65,10 +66,7 @@ if (page === "job") {
 if (page === "run") {
   const runId = document.body.dataset.run;
   const logs = runLogs(runId);
-  const refresh = liveRegion((region) => {
-    logs.bindDag(region);
-    if (region.querySelector("[data-finished]")?.dataset.finished === "yes") logs.finish();
-  });
+  const refresh = liveRegion((region) => logs.bindDag(region));
   logs.bindDag(document.getElementById("live"));
   if (document.body.dataset.finished !== "yes") {
     follow({ run_id: runId }, () => refresh());

@@ -1,0 +1,260 @@
+"""Processing one datum: its input files copied into a private folder, the transform run in
+its own process (``cmd`` with ``stdin``, or a python function), its output files stored.
+
+Each try works in a new folder ``<work>/<datum id>.<try>/`` holding ``in/<input name>/...``
+(the datum's files at their repo paths) and ``out/``; the folder is removed afterwards. The
+transform's process runs in its own session, so a timeout or a stop kills it and every
+process it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Protocol
+
+from runyard.core import datapipelines as dp
+from runyard.core import datarepos, datums
+
+__all__ = ["Blobs", "DatumResult", "DatumRunner", "input_variable"]
+
+_LOG_LIMIT = 1_000_000  # characters of a datum's logs kept (the end of them)
+
+
+class Blobs(Protocol):
+    """Where file contents live (``storage.snapshots.SnapshotStore``)."""
+
+    def put_file(self, source: str) -> tuple[str, int, int]: ...
+
+    def copy_blob(self, digest: str, target: str, *, copier: Any = None) -> None: ...
+
+    def copier(self) -> Any: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DatumResult:
+    id: str
+    state: dp.DatumState
+    files: tuple[str, ...]
+    outputs: tuple[datarepos.FileEntry, ...]
+    tries: int
+    seconds: float
+    logs: str
+    error: str | None
+    download_bytes: int = 0
+    upload_bytes: int = 0
+    download_time: float = 0.0
+    upload_time: float = 0.0
+
+
+def input_variable(name: str) -> str:
+    """The environment variable holding an input's matched path: ``RUNYARD_INPUT_<NAME>``."""
+    return f"RUNYARD_INPUT_{name.upper().replace('-', '_')}"
+
+
+class DatumRunner:
+    """Runs datums of one job's transform; safe to call from many threads at once.
+
+    ``stop()`` kills every running transform and makes further tries fail at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        pipeline: str,
+        job_id: str,
+        spec: dp.PipelineSpec,
+        blobs: Blobs,
+        work_root: pathlib.Path,
+        base_env: dict[str, str] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.job_id = job_id
+        self.spec = spec
+        self.blobs = blobs
+        self.work_root = work_root
+        self.base_env = dict(os.environ if base_env is None else base_env)
+        self.base_env.update(dict(spec.transform.env))
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._stopped = threading.Event()
+        self._copier = blobs.copier()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            running = list(self._running)
+        for proc in running:
+            _kill(proc)
+
+    def run(self, datum: datums.Datum, datum_id: str) -> DatumResult:
+        started = time.monotonic()
+        logs: list[str] = []
+        error: str | None = None
+        totals = {"down": 0, "up": 0, "down_t": 0.0, "up_t": 0.0}
+        tries = 0
+        for attempt in range(1, self.spec.datum_tries + 1):
+            if self._stopped.is_set():
+                error = error or "the job was stopped"
+                break
+            tries = attempt
+            if self.spec.datum_tries > 1:
+                logs.append(f"--- try {attempt} of {self.spec.datum_tries} ---\n")
+            outputs, error, text = self._try(datum, datum_id, attempt, totals)
+            logs.append(text)
+            if error is None:
+                return DatumResult(
+                    datum_id,
+                    dp.DatumState.SUCCESS,
+                    tuple(datum.paths),
+                    outputs,
+                    tries,
+                    time.monotonic() - started,
+                    _trim("".join(logs)),
+                    None,
+                    int(totals["down"]),
+                    int(totals["up"]),
+                    totals["down_t"],
+                    totals["up_t"],
+                )
+            logs.append(f"[runyard] {error}\n")
+        return DatumResult(
+            datum_id,
+            dp.DatumState.FAILURE,
+            tuple(datum.paths),
+            (),
+            tries,
+            time.monotonic() - started,
+            _trim("".join(logs)),
+            error,
+            int(totals["down"]),
+            0,
+            totals["down_t"],
+            0.0,
+        )
+
+    def _try(
+        self, datum: datums.Datum, datum_id: str, attempt: int, totals: dict[str, float]
+    ) -> tuple[tuple[datarepos.FileEntry, ...], str | None, str]:
+        folder = self.work_root / f"{datum_id}.{attempt}"
+        shutil.rmtree(folder, ignore_errors=True)
+        in_dir, out_dir = folder / "in", folder / "out"
+        try:
+            t0 = time.monotonic()
+            env = dict(self.base_env)
+            env.update(
+                RUNYARD_INPUT_DIR=str(in_dir),
+                RUNYARD_OUTPUT_DIR=str(out_dir),
+                RUNYARD_DATUM_ID=datum_id,
+                RUNYARD_JOB_ID=self.job_id,
+                RUNYARD_PIPELINE=self.pipeline,
+                RUNYARD_INPUT_NAMES=",".join(p.name for p in datum.inputs),
+            )
+            out_dir.mkdir(parents=True)
+            made: set[pathlib.Path] = set()
+            for part in datum.inputs:
+                base = in_dir / part.name
+                base.mkdir(parents=True, exist_ok=True)
+                env[input_variable(part.name)] = str(base / part.path.lstrip("/"))
+                for f in part.files:
+                    target = base / f.path.lstrip("/")
+                    if target.parent not in made:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        made.add(target.parent)
+                    self.blobs.copy_blob(f.digest, str(target), copier=self._copier)
+                    totals["down"] += f.size
+            totals["down_t"] += time.monotonic() - t0
+            error, text = self._execute(env, folder)
+            if error is not None:
+                return (), error, text
+            t1 = time.monotonic()
+            outputs = []
+            for path in _output_files(out_dir):
+                digest, size, _ = self.blobs.put_file(str(path))
+                where = "/" + path.relative_to(out_dir).as_posix()
+                outputs.append(datarepos.FileEntry(where, digest, size))
+                totals["up"] += size
+            totals["up_t"] += time.monotonic() - t1
+            return tuple(outputs), None, text
+        except OSError as exc:
+            return (), f"runyard could not prepare or collect the datum's files: {exc}", ""
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _execute(self, env: dict[str, str], cwd: pathlib.Path) -> tuple[str | None, str]:
+        transform = self.spec.transform
+        if transform.python is not None:
+            argv = [sys.executable, "-m", "runyard.execution.datumstep", transform.python]
+            stdin = None
+        else:
+            argv = list(transform.cmd)
+            stdin = ("\n".join(transform.stdin) + "\n").encode() if transform.stdin else None
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return f"cannot start {argv[0]!r}: {exc.strerror or exc}; check transform.cmd", ""
+        with self._lock:
+            self._running.add(proc)
+        try:
+            if self._stopped.is_set():
+                _kill(proc)
+            try:
+                out, _ = proc.communicate(stdin, timeout=self.spec.datum_timeout)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                out, _ = proc.communicate()
+                text = out.decode("utf-8", "replace")
+                return f"timed out after {self.spec.datum_timeout:g} s (datum_timeout)", text
+        finally:
+            with self._lock:
+                self._running.discard(proc)
+        text = out.decode("utf-8", "replace")
+        if self._stopped.is_set() and proc.returncode != 0:
+            return "the job was stopped", text
+        if proc.returncode != 0:
+            how = (
+                f"killed by signal {-proc.returncode}"
+                if proc.returncode < 0
+                else f"exited {proc.returncode}"
+            )
+            return f"the transform {how}", text
+        return None, text
+
+
+def _output_files(out_dir: pathlib.Path) -> list[pathlib.Path]:
+    """The regular files the transform left under ``out_dir``, by path; symlinks are not
+    followed (they could point anywhere) and are left out."""
+    found: list[pathlib.Path] = []
+    for folder, _, names in os.walk(out_dir, followlinks=False):
+        for name in names:
+            path = pathlib.Path(folder, name)
+            if not path.is_symlink() and path.is_file():
+                found.append(path)
+    return sorted(found)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _trim(text: str) -> str:
+    if len(text) <= _LOG_LIMIT:
+        return text
+    return "[runyard] earlier output left out\n" + text[-_LOG_LIMIT:]
