@@ -8,10 +8,12 @@ import re
 from collections.abc import Iterator
 
 import httpx
+import nbformat
 import pytest
 
 from runyard.app import service
 from runyard.core import tokens
+from runyard.execution import loader
 
 from .test_api import serving
 
@@ -91,8 +93,6 @@ def test_a_run_page_shows_the_pipeline_and_unknown_things_say_so(
     assert page.text.count('class="edge"') == 4  # extract->transform->(summarize, load)
     missing = ui.get("/runs/ffffffffffff")
     assert missing.status_code == 404 and "NotFoundError" in missing.text
-    escape = ui.get(f"/runs/{run.id}/notebooks/..%2F..%2Fsecret.html")
-    assert escape.status_code == 404
 
 
 def test_a_run_page_links_the_workdata_its_job_reads(
@@ -119,3 +119,35 @@ def test_names_are_shown_as_text_never_as_markup(app: service.Runyard, ui: httpx
         assert "<script>alert(1)</script>" not in page.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
         assert "<b>x</b>" not in page.text
+
+
+def test_a_run_page_links_its_executed_notebook_shown_without_its_scripts(
+    app: service.Runyard, ui: httpx.Client, tmp_path: pathlib.Path
+) -> None:
+    project = tmp_path / "nbproject"
+    project.mkdir()
+    (project / "runyard.toml").write_text("")
+    book = nbformat.v4.new_notebook()
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    book.cells = [
+        nbformat.v4.new_markdown_cell("# Looked at"),
+        nbformat.v4.new_code_cell("print('from the notebook', 6 * 7)"),
+    ]
+    nbformat.write(book, project / "look.ipynb")
+    (project / "nb.py").write_text(
+        "import runyard\n\nlook = runyard.notebook('look.ipynb')\n\n\n"
+        "@runyard.pipeline\ndef nb():\n    look()\n"
+    )
+    pipe = loader.load_pipeline(f"{project / 'nb.py'}:nb").pipeline
+    job = app.create_job(pipe)
+    app.execute_job(job.id, pipe)
+    (run,) = app.list_runs(job.id)
+    login(app, ui)
+    page = ui.get(f"/runs/{run.id}")
+    (link,) = re.findall(r'href="(/runs/[^"]+/notebooks/[^"]+)"', page.text)
+    assert link.endswith("/look/look.html")
+    shown = ui.get(link)
+    assert shown.status_code == 200 and "from the notebook 42" in shown.text
+    assert shown.headers["content-security-policy"] == "script-src 'none'"
+    assert ui.get(f"/runs/{run.id}/notebooks/look/..%2Fnb.py").status_code == 404
+    assert ui.get(f"/runs/{run.id}/notebooks/look/look.ipynb").status_code == 404
