@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import fastapi
 import pydantic_core
 
 from runyard import errors
-from runyard.api import deps, schemas
+from runyard.api import cursors, deps, schemas
 from runyard.app import service
+from runyard.core import grid as grid_mod
 from runyard.core import records, registry, schedules, states
 
 __all__ = ["router"]
@@ -44,7 +42,7 @@ def list_jobs(
         state=state,
         tag=tag,
         limit=limit + 1,
-        before=_decode(cursor),
+        before=cursors.decode(cursor),
         parent=parent,
         name=name,
         created_after=deps.parse_time(created_after, "created_after"),
@@ -54,7 +52,7 @@ def list_jobs(
     more = len(found) > limit
     return schemas.JobPage(
         items=[_job_out(ryard, s) for s in page],
-        next_cursor=_encode(page[-1].job.created_at, page[-1].id) if more else None,
+        next_cursor=cursors.encode(page[-1].job.created_at, page[-1].id) if more else None,
     )
 
 
@@ -243,10 +241,20 @@ def stop_job(ryard: Ryard, job_id: str) -> schemas.StopOut:
     "/jobs/{job_id}/runs", dependencies=_READ, response_model=list[schemas.RunOut], tags=["runs"]
 )
 def list_runs(
-    ryard: Ryard, job_id: str, state: Annotated[states.RunState | None, fastapi.Query()] = None
+    ryard: Ryard,
+    job_id: str,
+    response: fastapi.Response,
+    state: Annotated[states.RunState | None, fastapi.Query()] = None,
+    limit: Annotated[int | None, fastapi.Query(ge=1, le=10_000)] = None,
+    offset: Annotated[int, fastapi.Query(ge=0, le=100_000_000)] = 0,
 ) -> list[schemas.RunOut]:
-    """A job's runs in grid order."""
-    return [schemas.RunOut.of(r) for r in ryard.list_runs(job_id, state=state)]
+    """A job's runs in grid order; with ``limit`` (or ``offset``), one page of them (the
+    header ``X-Total-Count`` says how many there are)."""
+    if limit is None and not offset:
+        return [schemas.RunOut.of(r) for r in ryard.list_runs(job_id, state=state)]
+    page, total = ryard.page_runs(job_id, state=state, limit=limit or 10_000, offset=offset)
+    response.headers["X-Total-Count"] = str(total)
+    return [schemas.RunOut.of(r) for r in page]
 
 
 @router.get(
@@ -272,24 +280,20 @@ _KEPT_TYPES = {".html": "text/html; charset=utf-8", ".ipynb": "application/x-ipy
 @router.get(
     "/runs/{run_id}/files/{step}/{name}",
     dependencies=_READ,
-    response_class=fastapi.responses.StreamingResponse,
+    response_class=fastapi.responses.Response,
     responses={200: {"content": {"text/html": {}, "application/x-ipynb+json": {}}}},
     tags=["runs"],
 )
-def get_kept_file(
-    ryard: Ryard, run_id: str, step: str, name: str
-) -> fastapi.responses.StreamingResponse:
-    """A file a step of the run kept: its executed notebook (``.ipynb``) or that as HTML."""
-    opened = ryard.open_kept_file(run_id, step, name)
-
-    def chunks() -> Iterator[bytes]:
-        with opened:
-            while chunk := opened.read(1 << 16):
-                yield chunk
-
+def get_kept_file(ryard: Ryard, run_id: str, step: str, name: str) -> fastapi.responses.Response:
+    """A file a step of the run kept: its executed notebook (``.ipynb``) or that as HTML.
+    What the notebook made is the user's: the page is sandboxed (no scripts, an origin of
+    its own), so it cannot act with the viewer's credentials."""
+    content = ryard.read_kept_file(run_id, step, name)
     suffix = name[name.rfind(".") :] if "." in name else ""
-    return fastapi.responses.StreamingResponse(
-        chunks(), media_type=_KEPT_TYPES.get(suffix, "application/octet-stream")
+    return fastapi.responses.Response(
+        content,
+        media_type=_KEPT_TYPES.get(suffix, "application/octet-stream"),
+        headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -361,20 +365,25 @@ def get_processing_step(
     return schemas.ProcessingStepOut.of(ryard.registration(name, version))
 
 
-def _encode(at: dt.datetime, job_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{job_id}".encode()).decode()
-
-
-def _decode(cursor: str | None) -> tuple[dt.datetime, str] | None:
-    if cursor is None:
-        return None
-    try:
-        at, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        when = dt.datetime.fromisoformat(at)
-        if when.tzinfo is None or not job_id:
-            raise ValueError(cursor)
-        return when, job_id
-    except ValueError:
-        raise errors.UsageError(
-            f"cursor {cursor!r} is not one this API gave; pass next_cursor from a page"
-        ) from None
+@router.post(
+    "/processing-steps/{name}/preview",
+    dependencies=_READ,
+    response_model=schemas.GridPreviewOut,
+    tags=["processing steps"],
+)
+def preview_grid(ryard: Ryard, name: str, body: schemas.GridPreviewIn) -> schemas.GridPreviewOut:
+    """The runs a job of this processing step over ``grid`` would have, created nowhere:
+    how many, which parameters vary, and the first ``limit``; 422 naming each bad value."""
+    size, shown = ryard.preview_grid(name, body.version, grid=body.grid, limit=body.limit)
+    axes = [
+        key if scope == grid_mod.PIPELINE_KEY else f"{scope}.{key}"
+        for scope, values in (body.grid or {}).items()
+        if isinstance(values, dict)
+        for key, listed in values.items()
+        if isinstance(listed, list) and len(listed) > 1
+    ]
+    return schemas.GridPreviewOut(
+        size=size,
+        axes=axes,
+        runs=[schemas.RunPreviewOut(index=i, params=dict(p)) for i, p in shown],
+    )

@@ -11,6 +11,8 @@ from runyard.core import records, registry, schedules
 
 __all__ = [
     "ErrorOut",
+    "GridPreviewIn",
+    "GridPreviewOut",
     "JobBatch",
     "JobCreate",
     "JobIds",
@@ -27,6 +29,7 @@ __all__ = [
     "RetriedOut",
     "RunDetailOut",
     "RunOut",
+    "RunPreviewOut",
     "RunsMadeOut",
     "ScheduleIn",
     "ScheduleOut",
@@ -305,6 +308,27 @@ class RunsMadeOut(pydantic.BaseModel):
 
 class RetriedOut(pydantic.BaseModel):
     run_ids: list[str]  # the new runs, one per run retried
+
+
+class GridPreviewIn(pydantic.BaseModel):
+    """A grid to expand without creating anything, as ``POST /jobs`` takes it."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    version: str | None = pydantic.Field(default=None, max_length=200)
+    grid: dict[str, Any] | None = None
+    limit: int = pydantic.Field(default=1000, ge=1, le=10_000)
+
+
+class RunPreviewOut(pydantic.BaseModel):
+    index: int
+    params: dict[str, Any]  # {"pipeline": {...}, "steps": {"step": {...}}}
+
+
+class GridPreviewOut(pydantic.BaseModel):
+    size: int  # runs the grid expands to
+    axes: list[str]  # the parameters that vary: "name" (pipeline) or "step.name"
+    runs: list[RunPreviewOut]  # the first ``limit`` of them
 
 
 class JobCreate(pydantic.BaseModel):

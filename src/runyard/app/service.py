@@ -513,6 +513,27 @@ class Runyard:
                 self.store.queue_runs(plan.job.id, at=self.clock())
         return [plan.job.id for plan, _ in planned]
 
+    def preview_grid(
+        self,
+        processing: str,
+        version: str | None = None,
+        *,
+        grid: Mapping[str, Any] | None = None,
+        limit: int = 1000,
+    ) -> tuple[int, list[tuple[int, records.RunParams]]]:
+        """The runs a job of ``processing`` over ``grid`` would have: how many, and the
+        first ``limit`` as (index, parameters). Nothing is stored. Raises
+        ``GridError``/``ParameterError`` naming each bad value, as creating the job would."""
+        registration = self.registration(processing, version)
+        pipeline = self.load_registered(registration)
+        checked = grid_mod.parse_grid(pipeline, grid)
+        shown = []
+        for index, params in enumerate(checked.expand(pipeline)):
+            if index >= limit:
+                break
+            shown.append((index, params))
+        return checked.size, shown
+
     def registration(self, name: str, version: str | None = None) -> registry.Registration:
         """The processing step ``name`` at ``version``; raises ``NotFoundError`` (no such
         name or version) or ``UsageError`` (no version given and there are several)."""
@@ -847,6 +868,10 @@ class Runyard:
     def get_job(self, job_id: str) -> records.JobSummary:
         return self.store.job_summary(job_id)
 
+    def jobs_by_id(self, job_ids: Sequence[str]) -> list[records.JobSummary]:
+        """The jobs with these exact ids that exist, newest first."""
+        return self.store.job_summaries(job_ids) if job_ids else []
+
     def list_jobs(
         self,
         *,
@@ -874,6 +899,23 @@ class Runyard:
 
     def list_runs(self, job_id: str, *, state: states.RunState | None = None) -> list[records.Run]:
         return self.store.list_runs(self.store.get_job(job_id).id, state=state)
+
+    def page_runs(
+        self,
+        job_id: str,
+        *,
+        state: states.RunState | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[records.Run], int]:
+        """One page of a job's runs in grid order, and how many there are in all."""
+        job_id = self.store.get_job(job_id).id
+        found = self.store.list_runs(job_id, state=state, limit=limit, offset=offset)
+        return found, self.store.count_runs(job_id, state=state)
+
+    def run_states(self, job_id: str) -> list[tuple[int, str]]:
+        """(grid index, state) of each of a job's runs (its last attempts), in grid order."""
+        return self.store.run_states(self.store.get_job(job_id).id)
 
     def get_run(self, run_id: str) -> records.Run:
         return self.store.get_run(run_id)
@@ -904,19 +946,10 @@ class Runyard:
         (step, path or URL)."""
         return self.artifacts.kept_files(self.store.get_run(run_id).id)
 
-    def open_kept_file(self, run_id: str, step: str, name: str) -> BinaryIO:
-        """One file ``kept_files`` lists, by its step and file name, for reading.
-
-        Raises ``NotFoundError`` naming the run's kept files when there is no such file.
-        """
-        kept = self.kept_files(run_id)
-        for kept_step, where in kept:
-            if kept_step == step and where.rsplit("/", 1)[-1] == name:
-                return self.artifacts.open_uri(where)
-        listed = ", ".join(f"{s}/{w.rsplit('/', 1)[-1]}" for s, w in kept) or "none"
-        raise errors.NotFoundError(
-            f"Run {run_id} kept no file {name!r} of step {step!r}; kept: {listed}"
-        )
+    def read_kept_file(self, run_id: str, step: str, name: str) -> bytes:
+        """A file run ``run_id``'s ``step`` kept (see ``kept_files``), by its name; raises
+        ``NotFoundError`` for one it did not keep."""
+        return self.artifacts.read_kept(self.store.get_run(run_id).id, step, name)
 
     def artifacts_of(self, run_id: str) -> list[records.Artifact]:
         return self.store.list_artifacts(self.store.get_run(run_id).id)
@@ -1115,9 +1148,11 @@ class Runyard:
     def schedule(self, job_id: str) -> records.Schedule | None:
         return self.store.get_schedule(self.store.get_job(job_id).id)
 
-    def list_schedules(self, *, limit: int = 1000) -> list[records.Schedule]:
-        """Every scheduled job's schedule, the next to fire first."""
-        return self.store.list_schedules(limit=limit)
+    def list_schedules(
+        self, *, limit: int = 1000, job_ids: Sequence[str] | None = None
+    ) -> list[records.Schedule]:
+        """Every scheduled job's schedule (or those of ``job_ids``), the next to fire first."""
+        return self.store.list_schedules(limit=limit, job_ids=job_ids)
 
     def pause(self, job_id: str, *, paused: bool = True) -> None:
         """Pause (or resume) a scheduled job; ticks missed while paused do not fire."""

@@ -13,6 +13,8 @@ from typing import Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from runyard import errors
+
 __all__ = ["ArtifactStore", "StoredOutput"]
 
 SERIALIZER = "pickle"
@@ -81,6 +83,20 @@ class ArtifactStore:
             step, _, _ = relative.partition("/")
             found.append((step, self._protocol + str(path)))
         return found
+
+    def read_kept(self, run_id: str, step: str, name: str) -> bytes:
+        """The content of the file ``name`` that ``keep_file`` kept for ``step`` of run
+        ``run_id``. Raises ``NotFoundError`` when no such file was kept (a name is never
+        taken as a path)."""
+        for kept_step, uri in self.kept_files(run_id):
+            if kept_step == step and uri.rsplit("/", 1)[-1] == name:
+                with fsspec.open(uri, "rb") as fh:
+                    data: bytes = fh.read()
+                    return data
+        raise errors.NotFoundError(
+            f"Run {run_id} kept no file {name!r} of step {step!r}; `runyard run inspect "
+            f"{run_id}` lists the files it kept"
+        )
 
     def get(self, uri: str) -> Any:
         """Read back a value stored by ``put``."""

@@ -8,7 +8,7 @@ never fire a tick twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,14 +65,19 @@ def get_schedule(conn: sa.Connection, job_id: str) -> records.Schedule | None:
     return records.Schedule(job_id, _trigger(row), row.paused, row.next_fire_at)
 
 
-def list_schedules(conn: sa.Connection, *, limit: int) -> list[records.Schedule]:
-    """Every job's schedule, the next to fire first, then those that will not fire again."""
+def list_schedules(
+    conn: sa.Connection, *, limit: int, job_ids: Sequence[str] | None = None
+) -> list[records.Schedule]:
+    """Every job's schedule (of ``job_ids`` only, when given), the next to fire first,
+    then those that will not fire again."""
     c = schema.schedules.c
     query = (
         sa.select(schema.schedules)
         .order_by(c.next_fire_at.is_(None), c.next_fire_at, c.job_id)
         .limit(limit)
     )
+    if job_ids is not None:
+        query = query.where(c.job_id.in_(list(job_ids)))
     return [
         records.Schedule(row.job_id, _trigger(row), row.paused, row.next_fire_at)
         for row in conn.execute(query)
