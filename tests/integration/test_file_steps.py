@@ -4,8 +4,11 @@ and the executed notebooks kept with a job's runs."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import signal
 import textwrap
+import threading
 
 import nbformat
 import pytest
@@ -167,6 +170,26 @@ def test_a_script_that_exits_non_zero_fails_its_step_with_the_exit_code(
     expected = {3: "bad input", 1: "ValueError: no rows today", 4: "broken"}[reason]
     assert expected in failed.error.traceback  # the end of the script's stderr
     assert result["total"].state is states.StepState.UPSTREAM_FAILED
+
+
+def test_a_script_that_leaves_a_background_process_holding_its_output_still_ends(
+    project: pathlib.Path,
+) -> None:
+    write(
+        project,
+        {
+            "steps/double.sh": DOUBLE + "sleep 600 &\necho $! > sleeper.pid\n",
+        },
+    )
+    pipe = loader.load_pipeline(f"{project / 'pipe.py'}:pipe").pipeline
+    outcome: list[runyard.PipelineResult] = []
+    worker = threading.Thread(target=lambda: outcome.append(pipe.run()), daemon=True)
+    worker.start()
+    worker.join(120)  # without the fix it would wait for the sleeper's 600 s
+    sleeper = int((project / "sleeper.pid").read_text())
+    os.kill(sleeper, signal.SIGKILL)
+    assert not worker.is_alive() and outcome[0].success
+    assert outcome[0].output("total") == 112
 
 
 def test_declared_outputs_must_be_made_and_a_function_reads_only_a_single_output(

@@ -34,6 +34,7 @@ __all__ = ["StepProcessFailed", "make_step", "notebook", "project_root", "run", 
 
 MARKERS = ("runyard.toml", "pyproject.toml")  # a folder holding one is a project root
 _TAIL = 30  # stderr lines kept as a failed script's traceback
+_DRAIN = 2.0  # seconds to read what a finished script left in its pipes
 
 # (step name, file) -> where the file is kept (a path or URL)
 Keep = Callable[[str, pathlib.Path], str]
@@ -273,8 +274,11 @@ def _run_script(
         process.wait()
         raise
     finally:
+        # The pipes close when the script's process exits, unless something it started in
+        # the background (``cmd &``) holds them: then its lines are still read (they are the
+        # step's), but the step does not wait for it.
         for pump in pumps:
-            pump.join()
+            pump.join(_DRAIN)
     if code == 0:
         return
     if code < 0:
