@@ -82,6 +82,8 @@ def make_step(
     kernel: str | None = None,
     description: str = "",
     owner: str = "",
+    retries: int = 0,
+    retry_delay: float = 0.0,
 ) -> filesteps.FileStep:
     """A file step of ``path``, relative to the folder ``base``, which must stay inside the
     project folder ``root``. Raises ``DefinitionError`` for a path that leaves the project,
@@ -117,6 +119,8 @@ def make_step(
         timeout=timeout,
         kernel=kernel,
         description=description,
+        retries=retries,
+        retry_delay=retry_delay,
     )
 
 
@@ -135,15 +139,19 @@ def script(
     params: Mapping[str, Any] | None = None,
     outputs: Sequence[str] | None = None,
     timeout: float | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
 ) -> filesteps.FileStep:
     """A step that runs the Python (``.py``) or shell (``.sh``) script ``path``, relative to
     the calling pipeline file, in the run's working copy.
 
     ``params`` are the step's parameters with their defaults (read with
     ``runyard.get_step_param``); ``outputs`` names the outputs the script must make, so
-    Python steps downstream can pick them by name. Call it in a pipeline body with upstream
-    outputs as its inputs: ``clean(load())``. Raises ``DefinitionError`` for a missing file,
-    one outside the project, or a notebook.
+    Python steps downstream can pick them by name; ``timeout`` (seconds) fails a run whose
+    step takes longer, ``retries`` runs a failed step again (after ``retry_delay`` seconds,
+    growing as for Python steps). Call it in a pipeline body with upstream outputs as its
+    inputs: ``clean(load())``. Raises ``DefinitionError`` for a missing file, one outside
+    the project, or a notebook.
     """
     base = _caller_folder()
     return make_step(
@@ -155,6 +163,8 @@ def script(
         params=params,
         outputs=outputs,
         timeout=timeout,
+        retries=retries,
+        retry_delay=retry_delay,
     )
 
 
@@ -166,6 +176,8 @@ def notebook(
     outputs: Sequence[str] | None = None,
     timeout: float | None = None,
     kernel: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
 ) -> filesteps.FileStep:
     """A step that executes the notebook ``path`` (relative to the calling pipeline file)
     on ``kernel`` (default: the one its metadata names, else ``python3``); the executed
@@ -181,6 +193,8 @@ def notebook(
         outputs=outputs,
         timeout=timeout,
         kernel=kernel,
+        retries=retries,
+        retry_delay=retry_delay,
     )
 
 
