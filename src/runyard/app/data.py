@@ -509,7 +509,16 @@ class DataService:
         if len(jobs) != 1:
             names = ", ".join(f"{j.pipeline}@{j.id}" for j in jobs)
             raise errors.UsageError(f"{ref!r} names several jobs; give one of {names}")
-        return self.store.list_datums(jobs[0].pipeline, jobs[0].id)
+        job = jobs[0]
+        records = self.store.list_datums(job.pipeline, job.id)
+        if job.data_skipped:
+            recorded = {r.id for r in records}
+            records += [
+                dp.DatumRecord(job.id, job.pipeline, i, dp.DatumState.SKIPPED, tuple(d.paths))
+                for i, d in self.executor().datums_of(job).items()
+                if i not in recorded
+            ]
+        return sorted(records, key=lambda r: (str(r.state), r.id))
 
     def datum(self, datum_id: str, *, job_id: str | None = None) -> dp.DatumRecord:
         return self.store.find_datum(datum_id, job_id)
