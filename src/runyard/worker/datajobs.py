@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import datetime as dt
+import gc
 import itertools
 import os
 import pathlib
@@ -311,6 +312,9 @@ class DataJobExecutor:
         results: list[datumrunner.DatumResult] = []
         pending_records: list[dp.DatumRecord] = []
         stats = {"processed": 0, "failed": 0, "dl": 0, "ul": 0, "dlt": 0.0, "ult": 0.0, "pt": 0.0}
+        # The job's datums and reused outputs are many long-lived objects: keep the
+        # collector from walking them again and again while the pool makes garbage.
+        gc.freeze()
         pool = futures.ThreadPoolExecutor(max_workers=spec.parallelism)
         # A few datums queued per thread, not all: waiting on a set of futures costs a
         # pass over the set, and a job may have 100,000 datums.
@@ -347,6 +351,7 @@ class DataJobExecutor:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            gc.unfreeze()
             if pending_records:
                 self._flush(job, pending_records, stats)
             shutil.rmtree(folder, ignore_errors=True)
