@@ -304,3 +304,15 @@ def test_a_job_over_its_job_timeout_is_killed(app: service.Runyard, texts: pathl
     assert time.monotonic() - started < 20
     assert job.state is S.KILLED
     assert job.reason == "it ran longer than its job_timeout"
+
+
+def test_a_path_cannot_be_both_a_file_and_a_folder(
+    app: service.Runyard, texts: pathlib.Path
+) -> None:
+    with pytest.raises(errors.UsageError, match=r"/a.txt both as a file and as the folder"):
+        app.data.put_bytes("texts@master:/a.txt/inner.txt", b"x")
+    app.data.put_bytes("texts@master:/dir/inner.txt", b"x")
+    with pytest.raises(errors.UsageError, match="both as a file and as the folder"):
+        app.data.put_bytes("texts@master:/dir", b"x")
+    app.data.delete_files("texts@master:/dir")
+    app.data.put_bytes("texts@master:/dir", b"now a file")

@@ -156,6 +156,15 @@ def test_a_job_is_claimed_once_and_moves_by_the_table(store: store_mod.Store, re
     assert running is not None and running.data_total == 3
     # A stale record (still STARTING) cannot move the job: it changed meanwhile.
     assert store.data.move_job(claimed, dp.DataJobState.RUNNING, at=T0) is None
+    # Every transition is in the event log, under the job set's id.
+    logged = [
+        (e.kind, e.step_name, e.old_state, e.new_state) for e in store.list_events(job_id="g1")
+    ]
+    assert logged == [
+        ("data_job_state", "edges", None, "CREATED"),
+        ("data_job_state", "edges", "CREATED", "STARTING"),
+        ("data_job_state", "edges", "STARTING", "RUNNING"),
+    ]
 
 
 def test_a_stop_kills_a_waiting_job_and_flags_a_running_one(

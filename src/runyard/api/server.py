@@ -13,7 +13,6 @@ import uvicorn
 from runyard import errors
 from runyard.api import app as app_mod
 from runyard.app import service
-from runyard.ui import site as ui_site
 
 __all__ = ["ApiServer", "is_loopback"]
 
@@ -57,7 +56,11 @@ class ApiServer:
         self.auth = auth
         self.announce = announce  # told once the server listens (with the real port)
         self.app = app_mod.create_app(ryard, auth=auth, keepalive=keepalive)
-        ui_site.install(self.app)  # the web UI at /, beside the API under /api/v1
+        # The web UI at /, beside the API under /api/v1; imported here, not by every
+        # CLI command that imports this module.
+        from runyard.ui import site as ui_site
+
+        ui_site.install(self.app)
         config = uvicorn.Config(
             self.app,
             log_level="warning",

@@ -158,6 +158,10 @@ def create_jobs(conn: sa.Connection, jobs: Sequence[tuple[dp.DataJob, dp.Pipelin
             for job, pipeline in jobs
         ],
     )
+    conn.execute(
+        schema.events.insert(),
+        [_event(job, None, job.state, job.created_at, job.reason) for job, _ in jobs],
+    )
 
 
 def read_job(conn: sa.Connection, pipeline: str, job_id: str) -> dp.DataJob:
@@ -246,7 +250,13 @@ def claim(
             )
         )
         if taken.rowcount == 1:
-            return read_job(conn, c.pipeline, c.id)
+            job = read_job(conn, c.pipeline, c.id)
+            conn.execute(
+                schema.events.insert().values(
+                    **_event(job, dp.DataJobState.CREATED, job.state, at, f"taken by {worker}")
+                )
+            )
+            return job
     return None
 
 
@@ -276,7 +286,29 @@ def move(
     )
     if done.rowcount != 1:
         return None
+    conn.execute(schema.events.insert().values(**_event(job, job.state, new, at, reason)))
     return read_job(conn, job.pipeline, job.id)
+
+
+def _event(
+    job: dp.DataJob,
+    old: dp.DataJobState | None,
+    new: dp.DataJobState,
+    at: dt.datetime,
+    reason: str | None,
+) -> dict[str, Any]:
+    """A data job's transition for the event log: its job set's id as the job id, its
+    pipeline as the step name (a data job is one pipeline's part of the set)."""
+    return {
+        "at": at,
+        "kind": "data_job_state",
+        "job_id": job.id,
+        "run_id": None,
+        "step_name": job.pipeline,
+        "old_state": str(old) if old is not None else None,
+        "new_state": str(new),
+        "message": reason,
+    }
 
 
 def update_job(conn: sa.Connection, pipeline: str, job_id: str, **fields: Any) -> None:

@@ -138,6 +138,14 @@ def commit(
             description=description,
         )
     )
+    if parent is not None and replace:
+        # The new file set as the parent's less what changed: copying rows in SQL costs far
+        # less than inserting them, and an output commit mostly repeats its parent.
+        old = {e.path: e for e in files(conn, repo, parent)}
+        given = {p: e for p, e in changes.items() if e is not None}
+        gone: dict[str, datarepos.FileEntry | None] = {p: None for p in old if p not in given}
+        changes = gone | {p: e for p, e in given.items() if old.get(p) != e}
+        replace = False
     if parent is not None and not replace:
         conn.execute(
             schema.data_files.insert().from_select(

@@ -22,7 +22,16 @@ from runyard.app import service
 from runyard.core import tokens
 from runyard.ui import views
 
-__all__ = ["COOKIE", "Login", "install", "render", "runyard_of", "templates", "viewer"]
+__all__ = [
+    "COOKIE",
+    "Login",
+    "error_page",
+    "install",
+    "render",
+    "runyard_of",
+    "templates",
+    "viewer",
+]
 
 COOKIE = "runyard_token"
 _HERE = pathlib.Path(__file__).resolve().parent

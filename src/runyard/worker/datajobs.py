@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import datetime as dt
+import gc
 import itertools
 import os
 import pathlib
@@ -153,6 +154,20 @@ class DataJobExecutor:
             commits[pfs.name] = upstream.output_commit
         return commits
 
+    def datums_of(self, job: dp.DataJob) -> dict[str, datums.Datum]:
+        """A job's datums by id, cut again from its input commits (as it cut them)."""
+        spec, salt = self.data.job_spec(job.pipeline, job.id)
+        commits = {name: commit or None for name, commit in job.input_commits}
+        return self._keyed(spec.input, commits, salt)
+
+    def _keyed(
+        self, spec_input: datums.Input, commits: dict[str, str | None], salt: str
+    ) -> dict[str, datums.Datum]:
+        keyed: dict[str, datums.Datum] = {}
+        for d in self._datums(spec_input, commits):
+            keyed.setdefault(d.id_for(salt), d)
+        return keyed
+
     def _datums(
         self, spec_input: datums.Input, commits: dict[str, str | None]
     ) -> list[datums.Datum]:
@@ -175,19 +190,11 @@ class DataJobExecutor:
         commits: dict[str, str | None],
         deadline: float | None,
     ) -> dp.DataJob:
-        all_datums = self._datums(spec.input, commits)
-        keyed: dict[str, datums.Datum] = {}
-        for d in all_datums:
-            keyed.setdefault(d.id_for(salt), d)
+        keyed = self._keyed(spec.input, commits, salt)
         ids = list(keyed)
         reused = {} if job.reprocess else self.data.reusable(job.pipeline, ids)
-        skipped = [
-            dp.DatumRecord(
-                job.id, job.pipeline, i, dp.DatumState.SKIPPED, tuple(keyed[i].paths), reused[i]
-            )
-            for i in ids
-            if i in reused
-        ]
+        # Skipped datums get no record: ``datums_of`` tells them from the input commits.
+        skipped = [(i, reused[i]) for i in ids if i in reused]
         running = self.data.move_job(
             job,
             _S.RUNNING,
@@ -198,8 +205,7 @@ class DataJobExecutor:
         if running is None:
             raise _Stopped(_S.KILLED, "stopped by a user")
         job = running
-        counts = {"data_skipped": len(skipped)}
-        self.data.add_datums(skipped, counts=(job.pipeline, job.id, dict(counts)))
+        self.data.update_job(job.pipeline, job.id, data_skipped=len(skipped))
         todo = [i for i in ids if i not in reused]
         results = self._process(job, spec, keyed, todo, deadline)
         failed = [r for r in results if r.state is dp.DatumState.FAILURE]
@@ -214,7 +220,7 @@ class DataJobExecutor:
             )
         outputs: dict[str, datarepos.FileEntry] = {}
         writers: dict[str, str] = {}
-        done = [(s.id, s.outputs) for s in skipped] + [(r.id, r.outputs) for r in results]
+        done = [*skipped, *((r.id, r.outputs) for r in results)]
         for datum_id, entries in done:
             for entry in entries:
                 seen = outputs.get(entry.path)
@@ -306,6 +312,9 @@ class DataJobExecutor:
         results: list[datumrunner.DatumResult] = []
         pending_records: list[dp.DatumRecord] = []
         stats = {"processed": 0, "failed": 0, "dl": 0, "ul": 0, "dlt": 0.0, "ult": 0.0, "pt": 0.0}
+        # The job's datums and reused outputs are many long-lived objects: keep the
+        # collector from walking them again and again while the pool makes garbage.
+        gc.freeze()
         pool = futures.ThreadPoolExecutor(max_workers=spec.parallelism)
         # A few datums queued per thread, not all: waiting on a set of futures costs a
         # pass over the set, and a job may have 100,000 datums.
@@ -342,6 +351,7 @@ class DataJobExecutor:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            gc.unfreeze()
             if pending_records:
                 self._flush(job, pending_records, stats)
             shutil.rmtree(folder, ignore_errors=True)
