@@ -295,3 +295,24 @@ def test_bad_requests_name_the_fix(app: service.Runyard, texts: pathlib.Path) ->
         app.data.delete_repo("texts")
     with pytest.raises(errors.ConflictError, match="delete the pipeline instead"):
         app.data.delete_repo("upper")
+
+
+def test_a_job_over_its_job_timeout_is_killed(app: service.Runyard, texts: pathlib.Path) -> None:
+    _, jobs = app.data.create_pipeline(spec(stdin="sleep 60", job_timeout="0.5s"))
+    started = time.monotonic()
+    (job,) = run(app, jobs)
+    assert time.monotonic() - started < 20
+    assert job.state is S.KILLED
+    assert job.reason == "it ran longer than its job_timeout"
+
+
+def test_a_path_cannot_be_both_a_file_and_a_folder(
+    app: service.Runyard, texts: pathlib.Path
+) -> None:
+    with pytest.raises(errors.UsageError, match=r"/a.txt both as a file and as the folder"):
+        app.data.put_bytes("texts@master:/a.txt/inner.txt", b"x")
+    app.data.put_bytes("texts@master:/dir/inner.txt", b"x")
+    with pytest.raises(errors.UsageError, match="both as a file and as the folder"):
+        app.data.put_bytes("texts@master:/dir", b"x")
+    app.data.delete_files("texts@master:/dir")
+    app.data.put_bytes("texts@master:/dir", b"now a file")

@@ -15,6 +15,7 @@ from runyard import errors
 from runyard.app import service
 from runyard.core import states
 from runyard.execution import exchange, loader
+from tests.integration.test_api import serving
 
 PIPE = """
 import runyard
@@ -202,6 +203,31 @@ def test_declared_outputs_must_be_made_and_a_function_reads_only_a_single_output
     assert "reads the output of step 'load', which made 2 outputs (rows, meta)" in error.message
 
 
+def test_an_output_that_cannot_be_read_back_fails_its_step_saying_why(
+    project: pathlib.Path,
+) -> None:
+    write(
+        project,
+        {
+            "steps/load.py": """
+            import runyard
+
+            class Rows(list):
+                pass
+
+            runyard.output(Rows([1, 2]), name="rows")
+            """
+        },
+    )
+    pipe = loader.load_pipeline(f"{project / 'pipe.py'}:pipe").pipeline
+    error = pipe.run().steps["load"].error
+    assert error is not None
+    assert error.message.startswith(
+        "Output 'rows' cannot be read back outside the step's process: AttributeError: "
+    )
+    assert "not in the script itself" in error.message
+
+
 def test_arrow_tables_cross_as_arrow_ipc(project: pathlib.Path, tmp_path: pathlib.Path) -> None:
     pyarrow = pytest.importorskip("pyarrow")
     table = pyarrow.table({"a": [1, 2, 3], "b": ["x", "y", "z"]})
@@ -336,6 +362,24 @@ def test_notebook_steps_keep_their_executed_notebook_and_name_a_failing_cell(
     assert "got [0, 1, 2]" in logged
     assert f"Executed notebook: {kept[1][1]}" in logged
     assert f"Executed notebook as HTML: {kept[0][1]}" in logged
+    with serving(app, auth=False) as client:  # what the UI will show
+        detail = client.get(f"/api/v1/runs/{good.id}").json()
+        assert [(f["step"], f["name"], f["path"]) for f in detail["files"]] == [
+            ("check", "check.html", kept[0][1]),
+            ("check", "check.ipynb", kept[1][1]),
+        ]
+        page = client.get(detail["files"][0]["url"])
+        assert page.status_code == 200, page.text
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert "got [0, 1, 2]" in page.text
+        assert page.headers["content-security-policy"] == "sandbox"  # its scripts do not run
+        notebook = client.get(detail["files"][1]["url"])
+        assert "".join(notebook.json()["cells"][1]["outputs"][0]["text"]) == "got [0, 1, 2]\n"
+        missing = client.get(f"/api/v1/runs/{good.id}/files/check/secret.txt")
+        assert missing.status_code == 404
+        assert missing.json()["message"].startswith(
+            f"Run {good.id} kept no file 'secret.txt' of step 'check'"
+        )
 
     assert bad.state is states.RunState.FAILURE
     failed = {s.step_name: s for s in app.step_runs(bad.id)}["check"]

@@ -156,6 +156,15 @@ def test_a_job_is_claimed_once_and_moves_by_the_table(store: store_mod.Store, re
     assert running is not None and running.data_total == 3
     # A stale record (still STARTING) cannot move the job: it changed meanwhile.
     assert store.data.move_job(claimed, dp.DataJobState.RUNNING, at=T0) is None
+    # Every transition is in the event log, under the job set's id.
+    logged = [
+        (e.kind, e.step_name, e.old_state, e.new_state) for e in store.list_events(job_id="g1")
+    ]
+    assert logged == [
+        ("data_job_state", "edges", None, "CREATED"),
+        ("data_job_state", "edges", "CREATED", "STARTING"),
+        ("data_job_state", "edges", "STARTING", "RUNNING"),
+    ]
 
 
 def test_a_stop_kills_a_waiting_job_and_flags_a_running_one(
@@ -196,3 +205,29 @@ def test_datums_done_before_are_reusable(store: store_mod.Store, repo: str) -> N
     assert store.data.get_job("edges", "g1").data_processed == 1
     assert store.data.find_datum("d2").logs == "boom\n"
     assert [d.id for d in store.data.list_datums("edges", "g1")] == ["d2", "d1"]
+
+
+def test_a_job_whose_worker_went_silent_is_restarted(store: store_mod.Store, repo: str) -> None:
+    pipeline = _pipeline()
+    store.data.create_pipeline(pipeline, [(_job("g1"), pipeline), (_job("g2"), pipeline)])
+    first = store.data.claim_job(worker="host:1", at=T0)
+    second = store.data.claim_job(worker="host:1", at=T0)
+    assert first is not None and second is not None
+    running = store.data.move_job(first, dp.DataJobState.RUNNING, at=T0, data_total=2)
+    assert running is not None
+    done = dp.DatumRecord("g1", "edges", "d1", dp.DatumState.SUCCESS, ("images:/a",))
+    store.data.add_datums([done], counts=("edges", "g1", {"data_processed": 1}))
+    second = store.data.move_job(second, dp.DataJobState.RUNNING, at=T0)
+    assert second is not None
+    store.data.move_job(second, dp.DataJobState.FINISHING, at=T0, output_commit="g2")
+    later = T0 + dt.timedelta(seconds=20)
+    assert store.data.recover_lost_jobs(at=later, lease=30) == []  # within the lease
+    recovered = store.data.recover_lost_jobs(at=T0 + dt.timedelta(seconds=31), lease=30)
+    by_id = {j.id: j for j in recovered}
+    assert by_id["g1"].state is dp.DataJobState.CREATED
+    assert by_id["g1"].restarts == 1 and by_id["g1"].data_processed == 0
+    assert "host:1 gave no sign of life" in (by_id["g1"].reason or "")
+    assert store.data.list_datums("edges", "g1") == []
+    assert by_id["g2"].state is dp.DataJobState.SUCCESS
+    again = store.data.claim_job(worker="host:2", at=later)
+    assert again is not None and again.id == "g1" and again.worker == "host:2"

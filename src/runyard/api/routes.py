@@ -261,10 +261,40 @@ def list_runs(
     "/runs/{run_id}", dependencies=_READ, response_model=schemas.RunDetailOut, tags=["runs"]
 )
 def get_run(ryard: Ryard, run_id: str) -> schemas.RunDetailOut:
-    """One run with its step runs (every attempt)."""
+    """One run with its step runs (every attempt) and the files its steps kept (executed
+    notebooks and their HTML)."""
     run = ryard.get_run(run_id)
     steps = [schemas.StepRunOut.of(s) for s in ryard.step_runs(run.id)]
-    return schemas.RunDetailOut(**schemas.RunOut.of(run).model_dump(), steps=steps)
+    files = []
+    for step, where in ryard.kept_files(run.id):
+        name = where.rsplit("/", 1)[-1]
+        url = f"/api/v1/runs/{run.id}/files/{step}/{name}"
+        files.append(schemas.KeptFileOut(step=step, name=name, path=where, url=url))
+    return schemas.RunDetailOut(**schemas.RunOut.of(run).model_dump(), steps=steps, files=files)
+
+
+# What a kept file is served as, by its suffix; anything else is plain bytes.
+_KEPT_TYPES = {".html": "text/html; charset=utf-8", ".ipynb": "application/x-ipynb+json"}
+
+
+@router.get(
+    "/runs/{run_id}/files/{step}/{name}",
+    dependencies=_READ,
+    response_class=fastapi.responses.Response,
+    responses={200: {"content": {"text/html": {}, "application/x-ipynb+json": {}}}},
+    tags=["runs"],
+)
+def get_kept_file(ryard: Ryard, run_id: str, step: str, name: str) -> fastapi.responses.Response:
+    """A file a step of the run kept: its executed notebook (``.ipynb``) or that as HTML.
+    What the notebook made is the user's: the page is sandboxed (no scripts, an origin of
+    its own), so it cannot act with the viewer's credentials."""
+    content = ryard.read_kept_file(run_id, step, name)
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    return fastapi.responses.Response(
+        content,
+        media_type=_KEPT_TYPES.get(suffix, "application/octet-stream"),
+        headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.post(

@@ -19,6 +19,7 @@ __all__ = [
     "JobOut",
     "JobPage",
     "JobWorkDataOut",
+    "KeptFileOut",
     "LogLineOut",
     "LogPage",
     "ParametersIn",
@@ -164,8 +165,18 @@ class StepRunOut(pydantic.BaseModel):
         )
 
 
+class KeptFileOut(pydantic.BaseModel):
+    """A file a step left with its run: an executed notebook or its HTML."""
+
+    step: str
+    name: str
+    path: str  # where the artifact store keeps it
+    url: str  # its content, through the API
+
+
 class RunDetailOut(RunOut):
     steps: list[StepRunOut]
+    files: list[KeptFileOut] = []
 
 
 class LogLineOut(pydantic.BaseModel):

@@ -210,6 +210,7 @@ class DataService:
     ) -> tuple[datarepos.Commit, list[dp.DataJob]]:
         commit_id = _new_id()
         branch = target.branch_or_default
+        self._check_layout(target.repo, branch, changes, deleted)
         jobs = self._plan(
             [p for p in self.store.list_pipelines() if _reads(p, target.repo, branch)],
             global_id=commit_id,
@@ -227,6 +228,30 @@ class DataService:
             jobs=jobs,
         )
         return made, [job for job, _ in jobs]
+
+    def _check_layout(
+        self,
+        repo: str,
+        branch: str,
+        changes: Mapping[str, datarepos.FileEntry | None],
+        deleted: Iterable[str],
+    ) -> None:
+        """Refuse (``UsageError``) a commit that would make a path both a file and a
+        folder, e.g. /data as a file beside /data/x.csv."""
+        head = self._head(repo, branch)
+        paths = {e.path for e in self.store.files(repo, head)} if head else set()
+        for folder in deleted:
+            paths = {p for p in paths if not datarepos.under(p, folder)}
+        paths |= {p for p, e in changes.items() if e is not None}
+        for path in paths:
+            folder = path.rpartition("/")[0]
+            while folder:
+                if folder in paths:
+                    raise errors.UsageError(
+                        f"{repo}@{branch} would hold {folder} both as a file and as the folder "
+                        f"of {path}; put the file under another name, or delete {folder} first"
+                    )
+                folder = folder.rpartition("/")[0]
 
     def _plan(
         self,
@@ -383,7 +408,7 @@ class DataService:
         does not exist, ``ConflictError`` when the name is taken (without ``update``) or
         the inputs would make a cycle.
         """
-        spec = dp.parse_spec(raw, base_dir=base_dir)
+        spec = dp.parse_spec(raw, base_dir=base_dir if base_dir is not None else os.getcwd())
         for i in spec.input_repos:
             self.store.get_repo(i.repo)
         now = self.clock()
@@ -509,7 +534,16 @@ class DataService:
         if len(jobs) != 1:
             names = ", ".join(f"{j.pipeline}@{j.id}" for j in jobs)
             raise errors.UsageError(f"{ref!r} names several jobs; give one of {names}")
-        return self.store.list_datums(jobs[0].pipeline, jobs[0].id)
+        job = jobs[0]
+        records = self.store.list_datums(job.pipeline, job.id)
+        if job.data_skipped:
+            recorded = {r.id for r in records}
+            records += [
+                dp.DatumRecord(job.id, job.pipeline, i, dp.DatumState.SKIPPED, tuple(d.paths))
+                for i, d in self.executor().datums_of(job).items()
+                if i not in recorded
+            ]
+        return sorted(records, key=lambda r: (str(r.state), r.id))
 
     def datum(self, datum_id: str, *, job_id: str | None = None) -> dp.DatumRecord:
         return self.store.find_datum(datum_id, job_id)

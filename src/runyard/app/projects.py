@@ -18,10 +18,11 @@ from typing import Any
 
 from runyard import errors
 from runyard.core import projects
+from runyard.execution import filesteps
 
 __all__ = ["MARKERS", "find_project", "project_at"]
 
-MARKERS = ("runyard.toml", "pyproject.toml")  # a folder holding one is a project root
+MARKERS = filesteps.MARKERS  # a folder holding one is a project root
 _KNOWN = ("data_dir", "snapshot_max_mb")
 
 
@@ -31,11 +32,7 @@ def find_project(pipeline_file: str | os.PathLike[str]) -> projects.Project:
 
     Raises ``UsageError`` when the settings found there are not valid.
     """
-    folder = pathlib.Path(pipeline_file).resolve().parent
-    for candidate in (folder, *folder.parents):
-        if any((candidate / marker).is_file() for marker in MARKERS):
-            return project_at(candidate)
-    return project_at(folder)
+    return project_at(filesteps.project_root(pathlib.Path(pipeline_file)))
 
 
 def project_at(root: str | os.PathLike[str]) -> projects.Project:

@@ -27,6 +27,7 @@ from runyard import errors
 from runyard.core import datarepos, datums
 
 __all__ = [
+    "ACTIVE",
     "DATA_JOB_TRANSITIONS",
     "DataJob",
     "DataJobState",
@@ -58,14 +59,18 @@ class DataJobState(enum.StrEnum):
 
 
 FINISHED = frozenset({DataJobState.SUCCESS, DataJobState.FAILURE, DataJobState.KILLED})
+ACTIVE = frozenset(
+    {DataJobState.STARTING, DataJobState.RUNNING, DataJobState.EGRESS, DataJobState.FINISHING}
+)
 
 _J = DataJobState
+# Back to CREATED: a restart, when the job's worker was lost (its RESTART count goes up).
 DATA_JOB_TRANSITIONS: dict[DataJobState, frozenset[DataJobState]] = {
     _J.CREATED: frozenset({_J.STARTING, _J.FAILURE, _J.KILLED}),
-    _J.STARTING: frozenset({_J.RUNNING, _J.FAILURE, _J.KILLED}),
-    _J.RUNNING: frozenset({_J.EGRESS, _J.FINISHING, _J.FAILURE, _J.KILLED}),
-    _J.EGRESS: frozenset({_J.FINISHING, _J.FAILURE, _J.KILLED}),
-    _J.FINISHING: frozenset({_J.SUCCESS, _J.FAILURE, _J.KILLED}),
+    _J.STARTING: frozenset({_J.RUNNING, _J.FAILURE, _J.KILLED, _J.CREATED}),
+    _J.RUNNING: frozenset({_J.EGRESS, _J.FINISHING, _J.FAILURE, _J.KILLED, _J.CREATED}),
+    _J.EGRESS: frozenset({_J.FINISHING, _J.FAILURE, _J.KILLED, _J.CREATED}),
+    _J.FINISHING: frozenset({_J.SUCCESS, _J.FAILURE, _J.KILLED, _J.CREATED}),
     _J.SUCCESS: frozenset(),
     _J.FAILURE: frozenset(),
     _J.KILLED: frozenset(),

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from runyard import errors
 from runyard.execution import exchange
@@ -20,9 +19,12 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class StepContext:
-    """What a running step can see: its name, its run, and both parameter namespaces."""
+class StepContext(NamedTuple):
+    """What a running step can see: its name, its run, and both parameter namespaces.
+
+    A named tuple rather than a dataclass: a script step's process imports this module,
+    and ``dataclasses`` (with ``inspect``) would add a tenth to its start-up.
+    """
 
     step_name: str
     pipeline_name: str

@@ -1,8 +1,9 @@
 """Processing one datum: its input files copied into a private folder, the transform run in
 its own process (``cmd`` with ``stdin``, or a python function), its output files stored.
 
-Each try works in a new folder ``<work>/<datum id>.<try>/`` holding ``in/<input name>/...``
-(the datum's files at their repo paths) and ``out/``; the folder is removed afterwards. The
+Each try works in a folder holding ``in/<input name>/...`` (the datum's files at their repo
+paths) and ``out/``, emptied before and after: one folder per thread of the pool, reused
+(creating and removing folders costs more than the trivial transforms themselves). The
 transform's process runs in its own session, so a timeout or a stop kills it and every
 process it started.
 """
@@ -87,6 +88,8 @@ class DatumRunner:
         self._running: set[subprocess.Popen[bytes]] = set()
         self._stopped = threading.Event()
         self._copier = blobs.copier()
+        self._local = threading.local()
+        self._slots = 0
 
     def stop(self) -> None:
         self._stopped.set()
@@ -144,9 +147,10 @@ class DatumRunner:
     def _try(
         self, datum: datums.Datum, datum_id: str, attempt: int, totals: dict[str, float]
     ) -> tuple[tuple[datarepos.FileEntry, ...], str | None, str]:
-        folder = self.work_root / f"{datum_id}.{attempt}"
-        shutil.rmtree(folder, ignore_errors=True)
+        folder = self._folder()
         in_dir, out_dir = folder / "in", folder / "out"
+        keep = {in_dir, out_dir, *(in_dir / p.name for p in datum.inputs)}
+        _empty(folder, keep)
         try:
             t0 = time.monotonic()
             env = dict(self.base_env)
@@ -158,7 +162,7 @@ class DatumRunner:
                 RUNYARD_PIPELINE=self.pipeline,
                 RUNYARD_INPUT_NAMES=",".join(p.name for p in datum.inputs),
             )
-            out_dir.mkdir(parents=True)
+            out_dir.mkdir(parents=True, exist_ok=True)
             made: set[pathlib.Path] = set()
             for part in datum.inputs:
                 base = in_dir / part.name
@@ -187,7 +191,19 @@ class DatumRunner:
         except OSError as exc:
             return (), f"runyard could not prepare or collect the datum's files: {exc}", ""
         finally:
+            _empty(folder, keep)
+
+    def _folder(self) -> pathlib.Path:
+        """This thread's working folder."""
+        folder: pathlib.Path | None = getattr(self._local, "folder", None)
+        if folder is None:
+            with self._lock:
+                self._slots += 1
+                folder = self.work_root / f"slot{self._slots}"
             shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            self._local.folder = folder
+        return folder
 
     def _execute(self, env: dict[str, str], cwd: pathlib.Path) -> tuple[str | None, str]:
         transform = self.spec.transform
@@ -247,6 +263,24 @@ def _output_files(out_dir: pathlib.Path) -> list[pathlib.Path]:
             if not path.is_symlink() and path.is_file():
                 found.append(path)
     return sorted(found)
+
+
+def _empty(folder: pathlib.Path, keep: set[pathlib.Path]) -> None:
+    """Remove everything under ``folder`` but the folders in ``keep`` (emptied too). A
+    transform may have left unwritable folders or odd files: they are made removable."""
+    for where, dirs, names in os.walk(folder, topdown=False, followlinks=False):
+        base = pathlib.Path(where)
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(base / name)
+        for name in dirs:
+            path = base / name
+            if path in keep:
+                continue
+            if path.is_symlink():
+                os.unlink(path)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

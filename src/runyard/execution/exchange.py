@@ -14,15 +14,15 @@ files when pyarrow is installed (and read back as what they were).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import pathlib
 import pickle
-import re
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import pathlib
 
 from runyard import errors
 
@@ -48,8 +48,11 @@ ARROW = "arrow"  # a pyarrow.Table
 ARROW_PANDAS = "arrow-pandas"  # a pandas.DataFrame, through an Arrow table
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class StepFile:
+# The step's side of this module runs in every script step's process: it imports only
+# what it must (no dataclasses, pathlib or re), to start fast.
+
+
+class StepFile(NamedTuple):
     """What a file step's process is told (``step.pickle``)."""
 
     step_name: str
@@ -82,7 +85,7 @@ def _arrow_kind(value: Any) -> str | None:
     return None
 
 
-def write_value(folder: pathlib.Path, stem: str, value: Any) -> tuple[str, str]:
+def write_value(folder: str | os.PathLike[str], stem: str, value: Any) -> tuple[str, str]:
     """Write ``value`` to ``folder/<stem>.<serializer>``; returns (file name, serializer).
 
     Raises what pickling or Arrow raises for a value that cannot be written.
@@ -95,24 +98,24 @@ def write_value(folder: pathlib.Path, stem: str, value: Any) -> tuple[str, str]:
         table = pyarrow.Table.from_pandas(value) if kind == ARROW_PANDAS else value
         name = f"{stem}.{kind}"
         with (
-            pyarrow.OSFile(str(folder / name), "wb") as sink,
+            pyarrow.OSFile(os.path.join(folder, name), "wb") as sink,
             ipc.new_file(sink, table.schema) as writer,
         ):
             writer.write_table(table)
         return name, kind
     name = f"{stem}.{PICKLE}"
-    with open(folder / name, "wb") as fh:
+    with open(os.path.join(folder, name), "wb") as fh:
         pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return name, PICKLE
 
 
-def read_value(path: pathlib.Path, serializer: str) -> Any:
+def read_value(path: str | os.PathLike[str], serializer: str) -> Any:
     """Read back a value ``write_value`` wrote."""
     if serializer in (ARROW, ARROW_PANDAS):
         import pyarrow
         from pyarrow import ipc
 
-        with pyarrow.memory_map(str(path), "r") as source:
+        with pyarrow.memory_map(os.fspath(path), "r") as source:
             table = ipc.open_file(source).read_all()
         return table.to_pandas() if serializer == ARROW_PANDAS else table
     with open(path, "rb") as fh:
@@ -169,7 +172,14 @@ def read_outputs(step_file: pathlib.Path) -> dict[str, Any]:
         return values
     for line in index.read_text(encoding="utf-8").splitlines():
         entry = json.loads(line)
-        values[entry["name"]] = read_value(folder / entry["file"], entry["serializer"])
+        try:
+            values[entry["name"]] = read_value(folder / entry["file"], entry["serializer"])
+        except Exception as exc:
+            raise errors.UsageError(
+                f"Output {entry['name']!r} cannot be read back outside the step's process: "
+                f"{type(exc).__name__}: {exc}. Output built-in values, or objects of classes "
+                "defined in a module the pipeline can import (not in the script itself)"
+            ) from exc
     return values
 
 
@@ -240,12 +250,11 @@ class Inputs(list[Any]):
 def get_inputs() -> Inputs:
     """The running file step's inputs (see ``Inputs``); raises ``OutsideStepError``."""
     found = _required("get_inputs()")
-    folder = pathlib.Path(found.outputs_dir).parent
-    values = [read_value(folder / file, serializer) for _, file, serializer in found.inputs]
+    folder = os.path.dirname(found.outputs_dir)
+    values = [
+        read_value(os.path.join(folder, file), serializer) for _, file, serializer in found.inputs
+    ]
     return Inputs(values, [name for name, _, _ in found.inputs])
-
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def output(value: Any, name: str | None = None) -> None:
@@ -254,14 +263,14 @@ def output(value: Any, name: str | None = None) -> None:
     is not an identifier."""
     found = _required("output()")
     name = DEFAULT_OUTPUT if name is None else name
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
         raise errors.UsageError(
             f"Output name {name!r} is not valid; use letters, digits and underscores"
         )
-    folder = pathlib.Path(found.outputs_dir)
-    count = sum(1 for _ in folder.iterdir())
+    folder = found.outputs_dir
+    count = len(os.listdir(folder))
     file, serializer = write_value(folder, f"{count:04d}-{name}", value)
-    with open(folder / _INDEX, "a", encoding="utf-8") as fh:
+    with open(os.path.join(folder, _INDEX), "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"name": name, "file": file, "serializer": serializer}) + "\n")
         fh.flush()
     sys.stdout.flush()  # so the step's lines and its outputs keep their order in the logs

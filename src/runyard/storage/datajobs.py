@@ -28,6 +28,7 @@ __all__ = [
     "list_pipelines",
     "move",
     "read_job",
+    "recover_lost",
     "request_stop",
     "reusable",
     "update_job",
@@ -157,6 +158,10 @@ def create_jobs(conn: sa.Connection, jobs: Sequence[tuple[dp.DataJob, dp.Pipelin
             for job, pipeline in jobs
         ],
     )
+    conn.execute(
+        schema.events.insert(),
+        [_event(job, None, job.state, job.created_at, job.reason) for job, _ in jobs],
+    )
 
 
 def read_job(conn: sa.Connection, pipeline: str, job_id: str) -> dp.DataJob:
@@ -208,7 +213,7 @@ def list_jobs(
     wanted = [str(s) for s in states]
     if wanted:
         query = query.where(_J.state.in_(wanted))
-    found = [_job(r) for r in conn.execute(query)]
+    found = [_job(r) for r in conn.execute(query).all()]
     sets: dict[str, int] = {}
     for job in found:
         sets.setdefault(job.id, len(sets))
@@ -237,10 +242,21 @@ def claim(
                 _J.id == c.id,
                 _J.state == str(dp.DataJobState.CREATED),
             )
-            .values(state=str(dp.DataJobState.STARTING), worker=worker, started_at=at)
+            .values(
+                state=str(dp.DataJobState.STARTING),
+                worker=worker,
+                started_at=at,
+                heartbeat_at=at,
+            )
         )
         if taken.rowcount == 1:
-            return read_job(conn, c.pipeline, c.id)
+            job = read_job(conn, c.pipeline, c.id)
+            conn.execute(
+                schema.events.insert().values(
+                    **_event(job, dp.DataJobState.CREATED, job.state, at, f"taken by {worker}")
+                )
+            )
+            return job
     return None
 
 
@@ -270,13 +286,74 @@ def move(
     )
     if done.rowcount != 1:
         return None
+    conn.execute(schema.events.insert().values(**_event(job, job.state, new, at, reason)))
     return read_job(conn, job.pipeline, job.id)
+
+
+def _event(
+    job: dp.DataJob,
+    old: dp.DataJobState | None,
+    new: dp.DataJobState,
+    at: dt.datetime,
+    reason: str | None,
+) -> dict[str, Any]:
+    """A data job's transition for the event log: its job set's id as the job id, its
+    pipeline as the step name (a data job is one pipeline's part of the set)."""
+    return {
+        "at": at,
+        "kind": "data_job_state",
+        "job_id": job.id,
+        "run_id": None,
+        "step_name": job.pipeline,
+        "old_state": str(old) if old is not None else None,
+        "new_state": str(new),
+        "message": reason,
+    }
 
 
 def update_job(conn: sa.Connection, pipeline: str, job_id: str, **fields: Any) -> None:
     conn.execute(
         schema.data_jobs.update().where(_J.pipeline == pipeline, _J.id == job_id).values(**fields)
     )
+
+
+def recover_lost(conn: sa.Connection, *, at: dt.datetime, lease: float) -> list[dp.DataJob]:
+    """Jobs whose worker has given no sign of life for ``lease`` seconds: one whose output
+    commit is written ends SUCCESS; the others go back to CREATED (RESTART + 1) with their
+    datum records deleted, for any worker to run again. Returns them as they are now."""
+    since = at - dt.timedelta(seconds=lease)
+    rows = conn.execute(
+        sa.select(schema.data_jobs).where(
+            _J.state.in_([str(s) for s in dp.ACTIVE]), _J.heartbeat_at < since
+        )
+    ).all()
+    recovered = []
+    for row in rows:
+        job = _job(row)
+        why = f"restarted: its worker {job.worker} gave no sign of life for {lease:g} s"
+        if job.output_commit is not None:
+            moved = move(conn, job, dp.DataJobState.SUCCESS, at=at)
+        else:
+            conn.execute(
+                schema.data_datums.delete().where(_D.pipeline == job.pipeline, _D.job_id == job.id)
+            )
+            moved = move(
+                conn,
+                job,
+                dp.DataJobState.CREATED,
+                at=at,
+                reason=why,
+                restarts=job.restarts + 1,
+                worker=None,
+                heartbeat_at=None,
+                data_processed=0,
+                data_skipped=0,
+                data_failed=0,
+                data_total=0,
+            )
+        if moved is not None:
+            recovered.append(moved)
+    return recovered
 
 
 def request_stop(conn: sa.Connection, job: dp.DataJob, *, at: dt.datetime) -> bool:
@@ -300,6 +377,7 @@ def request_stop(conn: sa.Connection, job: dp.DataJob, *, at: dt.datetime) -> bo
 
 
 def add_datums(conn: sa.Connection, datums: Sequence[dp.DatumRecord]) -> None:
+    """Record datums; a SKIPPED one without its outputs (its SUCCESS record has them)."""
     if not datums:
         return
     conn.execute(
@@ -311,7 +389,11 @@ def add_datums(conn: sa.Connection, datums: Sequence[dp.DatumRecord]) -> None:
                 "id": d.id,
                 "state": str(d.state),
                 "files": list(d.files),
-                "outputs": [[o.path, o.digest, o.size] for o in d.outputs],
+                "outputs": (
+                    [[o.path, o.digest, o.size] for o in d.outputs]
+                    if d.state is not dp.DatumState.SKIPPED
+                    else []
+                ),
                 "tries": d.tries,
                 "seconds": d.seconds,
                 "logs": d.logs,
@@ -326,16 +408,15 @@ def reusable(
     conn: sa.Connection, pipeline: str, datum_ids: Sequence[str]
 ) -> dict[str, tuple[datarepos.FileEntry, ...]]:
     """The outputs of the datums among ``datum_ids`` that a job of ``pipeline`` processed
-    (or skipped) successfully before."""
+    successfully before (a SKIPPED record keeps no outputs: the SUCCESS one has them)."""
     found: dict[str, tuple[datarepos.FileEntry, ...]] = {}
-    ok = [str(dp.DatumState.SUCCESS), str(dp.DatumState.SKIPPED)]
     for start in range(0, len(datum_ids), 500):
         chunk = datum_ids[start : start + 500]
         rows = conn.execute(
             sa.select(_D.id, _D.outputs).where(
-                _D.pipeline == pipeline, _D.id.in_(chunk), _D.state.in_(ok)
+                _D.pipeline == pipeline, _D.id.in_(chunk), _D.state == str(dp.DatumState.SUCCESS)
             )
-        )
+        ).all()
         for row in rows:
             found[row.id] = tuple(datarepos.FileEntry(p, d, s) for p, d, s in row.outputs)
     return found

@@ -138,6 +138,14 @@ def commit(
             description=description,
         )
     )
+    if parent is not None and replace:
+        # The new file set as the parent's less what changed: copying rows in SQL costs far
+        # less than inserting them, and an output commit mostly repeats its parent.
+        old = {e.path: e for e in files(conn, repo, parent)}
+        given = {p: e for p, e in changes.items() if e is not None}
+        gone: dict[str, datarepos.FileEntry | None] = {p: None for p in old if p not in given}
+        changes = gone | {p: e for p, e in given.items() if old.get(p) != e}
+        replace = False
     if parent is not None and not replace:
         conn.execute(
             schema.data_files.insert().from_select(
@@ -230,8 +238,13 @@ def list_commits(
         .limit(limit)
     )
     if branch is not None:
+        names = [b.name for b in branches(conn, repo)]
+        if branch not in names:
+            raise errors.NotFoundError(
+                f"Repo {repo!r} has no branch {branch!r}{errors.did_you_mean(branch, names)}"
+            )
         query = query.where(_C.branch == branch)
-    return [_commit(r) for r in conn.execute(query)]
+    return [_commit(r) for r in conn.execute(query).all()]
 
 
 def files(
@@ -245,7 +258,9 @@ def files(
     )
     if folder != "/":
         query = query.where(_in_folder(folder))
-    return [datarepos.FileEntry(r.path, r.digest, r.size) for r in conn.execute(query)]
+    # One fetch of every row: iterating fetches row by row, each through the fork guard.
+    rows = conn.execute(query).all()
+    return [datarepos.FileEntry(r.path, r.digest, r.size) for r in rows]
 
 
 def _in_folder(folder: str) -> sa.ColumnElement[bool]:

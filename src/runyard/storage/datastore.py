@@ -156,6 +156,13 @@ class DataStore:
     def claim_job(
         self, *, worker: str, at: dt.datetime, job_id: str | None = None
     ) -> dp.DataJob | None:
+        # Looked for in a read first: an idle engine polls, and on SQLite a write
+        # transaction would take the database's write lock every time.
+        with self._store._read() as conn:
+            if not jobs_sql.list_jobs(
+                conn, job_id=job_id, states=[dp.DataJobState.CREATED], limit=1
+            ):
+                return None
         with self._store._write() as conn:
             return jobs_sql.claim(conn, worker=worker, at=at, job_id=job_id)
 
@@ -174,6 +181,13 @@ class DataStore:
     def update_job(self, pipeline: str, job_id: str, **fields: object) -> None:
         with self._store._write() as conn:
             jobs_sql.update_job(conn, pipeline, job_id, **fields)
+
+    def recover_lost_jobs(self, *, at: dt.datetime, lease: float) -> list[dp.DataJob]:
+        with self._store._read() as conn:
+            if not jobs_sql.list_jobs(conn, states=dp.ACTIVE, limit=1):
+                return []
+        with self._store._write() as conn:
+            return jobs_sql.recover_lost(conn, at=at, lease=lease)
 
     def request_stop(self, job: dp.DataJob, *, at: dt.datetime) -> bool:
         with self._store._write() as conn:

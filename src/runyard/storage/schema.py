@@ -464,6 +464,7 @@ data_jobs = sa.Table(
     sa.Column("process_time", sa.Float, nullable=False),
     sa.Column("upload_time", sa.Float, nullable=False),
     sa.Column("worker", sa.String(300)),
+    sa.Column("heartbeat_at", UTCDateTime),  # its worker's last sign of life
     sa.Column("stop_requested_at", UTCDateTime),
     sa.Index(None, "id"),
     sa.Index(None, "state", "created_at"),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import datetime as dt
+import gc
+import itertools
 import os
 import pathlib
 import shutil
@@ -59,6 +61,7 @@ class DataJobExecutor:
         work_root: pathlib.Path,
         clock: Clock = _utcnow,
         poll: float = 0.1,
+        lease: float = 30.0,
         on_finished: Callable[[dp.DataJob], None] | None = None,
     ) -> None:
         self.data = data
@@ -66,12 +69,18 @@ class DataJobExecutor:
         self.work_root = work_root
         self.clock = clock
         self.poll = poll
+        self.lease = lease  # a job whose heartbeat is older was lost with its worker
         self.on_finished = on_finished
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def recover(self) -> list[dp.DataJob]:
+        """Restart the jobs whose worker was lost (no heartbeat for ``lease`` seconds)."""
+        return self.data.recover_lost_jobs(at=self.clock(), lease=self.lease)
 
     def run_set(self, global_id: str) -> list[dp.DataJob]:
         """Execute the jobs of job set ``global_id`` that no worker took yet, upstream
         first; returns the set's jobs as they ended."""
+        self.recover()
         while True:
             job = self.data.claim_job(worker=self.name, at=self.clock(), job_id=global_id)
             if job is None:
@@ -95,6 +104,9 @@ class DataJobExecutor:
             ended = self._end(job, stop.state, stop.reason)
         except errors.RunyardError as exc:
             ended = self._end(job, _S.FAILURE, exc.message)
+        except KeyboardInterrupt:
+            self._end(job, _S.KILLED, "interrupted (Ctrl-C) while it ran here")
+            raise
         if self.on_finished is not None:
             self.on_finished(ended)
         return ended
@@ -105,6 +117,9 @@ class DataJobExecutor:
         return self.data.get_job(job.pipeline, job.id)
 
     def _check(self, job: dp.DataJob, deadline: float | None) -> None:
+        """Renew the job's heartbeat; raises ``_Stopped`` when it was asked to stop or ran
+        past its ``job_timeout``."""
+        self.data.update_job(job.pipeline, job.id, heartbeat_at=self.clock())
         now = self._current(job)
         if now.stop_requested:
             raise _Stopped(_S.KILLED, "stopped by a user")
@@ -139,20 +154,33 @@ class DataJobExecutor:
             commits[pfs.name] = upstream.output_commit
         return commits
 
+    def datums_of(self, job: dp.DataJob) -> dict[str, datums.Datum]:
+        """A job's datums by id, cut again from its input commits (as it cut them)."""
+        spec, salt = self.data.job_spec(job.pipeline, job.id)
+        commits = {name: commit or None for name, commit in job.input_commits}
+        return self._keyed(spec.input, commits, salt)
+
+    def _keyed(
+        self, spec_input: datums.Input, commits: dict[str, str | None], salt: str
+    ) -> dict[str, datums.Datum]:
+        keyed: dict[str, datums.Datum] = {}
+        for d in self._datums(spec_input, commits):
+            keyed.setdefault(d.id_for(salt), d)
+        return keyed
+
     def _datums(
         self, spec_input: datums.Input, commits: dict[str, str | None]
-    ) -> tuple[list[datums.Datum], int]:
-        """The datums of ``spec_input``; and the bytes of the file lists read."""
+    ) -> list[datums.Datum]:
+        """The datums ``spec_input`` cuts from the input commits (none from an input whose
+        branch had no commit)."""
         if isinstance(spec_input, datums.PfsInput):
             commit = commits.get(spec_input.name)
             if commit is None:
-                return [], 0
+                return []
             entries = self.data.files(spec_input.repo, commit)
-            return datums.glob_datums(spec_input, commit, entries), 0
-        groups = [self._datums(sub, commits)[0] for sub in spec_input.inputs]
-        if spec_input.kind == "cross":
-            return datums.cross(groups), 0
-        return datums.union(groups), 0
+            return datums.glob_datums(spec_input, commit, entries)
+        groups = [self._datums(sub, commits) for sub in spec_input.inputs]
+        return datums.cross(groups) if spec_input.kind == "cross" else datums.union(groups)
 
     def _run(
         self,
@@ -162,19 +190,11 @@ class DataJobExecutor:
         commits: dict[str, str | None],
         deadline: float | None,
     ) -> dp.DataJob:
-        all_datums, _ = self._datums(spec.input, commits)
-        keyed: dict[str, datums.Datum] = {}
-        for d in all_datums:
-            keyed.setdefault(d.id_for(salt), d)
+        keyed = self._keyed(spec.input, commits, salt)
         ids = list(keyed)
         reused = {} if job.reprocess else self.data.reusable(job.pipeline, ids)
-        skipped = [
-            dp.DatumRecord(
-                job.id, job.pipeline, i, dp.DatumState.SKIPPED, tuple(keyed[i].paths), reused[i]
-            )
-            for i in ids
-            if i in reused
-        ]
+        # Skipped datums get no record: ``datums_of`` tells them from the input commits.
+        skipped = [(i, reused[i]) for i in ids if i in reused]
         running = self.data.move_job(
             job,
             _S.RUNNING,
@@ -185,8 +205,7 @@ class DataJobExecutor:
         if running is None:
             raise _Stopped(_S.KILLED, "stopped by a user")
         job = running
-        counts = {"data_skipped": len(skipped)}
-        self.data.add_datums(skipped, counts=(job.pipeline, job.id, dict(counts)))
+        self.data.update_job(job.pipeline, job.id, data_skipped=len(skipped))
         todo = [i for i in ids if i not in reused]
         results = self._process(job, spec, keyed, todo, deadline)
         failed = [r for r in results if r.state is dp.DatumState.FAILURE]
@@ -201,7 +220,7 @@ class DataJobExecutor:
             )
         outputs: dict[str, datarepos.FileEntry] = {}
         writers: dict[str, str] = {}
-        done = [(s.id, s.outputs) for s in skipped] + [(r.id, r.outputs) for r in results]
+        done = [*skipped, *((r.id, r.outputs) for r in results)]
         for datum_id, entries in done:
             for entry in entries:
                 seen = outputs.get(entry.path)
@@ -293,14 +312,25 @@ class DataJobExecutor:
         results: list[datumrunner.DatumResult] = []
         pending_records: list[dp.DatumRecord] = []
         stats = {"processed": 0, "failed": 0, "dl": 0, "ul": 0, "dlt": 0.0, "ult": 0.0, "pt": 0.0}
+        # The job's datums and reused outputs are many long-lived objects: keep the
+        # collector from walking them again and again while the pool makes garbage.
+        gc.freeze()
         pool = futures.ThreadPoolExecutor(max_workers=spec.parallelism)
+        # A few datums queued per thread, not all: waiting on a set of futures costs a
+        # pass over the set, and a job may have 100,000 datums.
+        window = spec.parallelism * 4
+        queue = iter(todo)
         try:
-            waiting = {pool.submit(runner.run, keyed[i], i) for i in todo}
+            waiting = {
+                pool.submit(runner.run, keyed[i], i) for i in itertools.islice(queue, window)
+            }
             next_flush = time.monotonic() + _FLUSH_EVERY
             while waiting:
                 finished, waiting = futures.wait(
                     waiting, timeout=_FLUSH_EVERY, return_when=futures.FIRST_COMPLETED
                 )
+                for i in itertools.islice(queue, len(finished)):
+                    waiting.add(pool.submit(runner.run, keyed[i], i))
                 for fut in finished:
                     result = fut.result()
                     results.append(result)
@@ -315,15 +345,13 @@ class DataJobExecutor:
                     self._flush(job, pending_records, stats)
                     pending_records = []
                     next_flush = time.monotonic() + _FLUSH_EVERY
-                    try:
-                        self._check(job, deadline)
-                    except _Stopped:
-                        runner.stop()
-                        for fut in waiting:
-                            fut.cancel()
-                        raise
+                    self._check(job, deadline)
+        except BaseException:  # a stop, a timeout, Ctrl-C: kill what runs, run no more
+            runner.stop()
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            gc.unfreeze()
             if pending_records:
                 self._flush(job, pending_records, stats)
             shutil.rmtree(folder, ignore_errors=True)
@@ -402,8 +430,12 @@ class DataJobPoller:
             self._thread.join()
 
     def _loop(self) -> None:
+        next_recovery = 0.0
         while not self._stop.is_set():
             try:
+                if time.monotonic() >= next_recovery:
+                    self.executor.recover()
+                    next_recovery = time.monotonic() + 2.0
                 job = self.executor.run_next()
             except errors.RunyardError:
                 job = None  # the store was busy or gone; try again after a pause

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("process_time", sa.Float(), nullable=False),
         sa.Column("upload_time", sa.Float(), nullable=False),
         sa.Column("worker", sa.String(length=300), nullable=True),
+        sa.Column("heartbeat_at", schema.UTCDateTime(), nullable=True),
         sa.Column("stop_requested_at", schema.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("pipeline", "id", name=op.f("pk_data_jobs")),
     )
