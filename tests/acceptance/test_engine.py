@@ -200,9 +200,9 @@ def test_the_engine_fires_a_job_at_its_time_and_cron_jobs_pause_and_run_now(
     engines.append(Engine(cli, "--slots", "2"))
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
     at_job = cli("job", "create", ETL, "-q", "--at", when.isoformat()).stdout.strip()
-    asked = dt.datetime.now(dt.UTC)
     early = raw_job(cli, at_job)
-    if asked < when:  # on a loaded machine the CLI may take longer than the wait
+    read_by = dt.datetime.now(dt.UTC)
+    if read_by < when:  # on a loaded machine the CLI may take longer than the wait
         assert early["run_counts"] == {}  # nothing before its time
     assert early["schedule"]["next_fire_at"] in (None, when.isoformat())
     waited = cli("job", "wait", at_job, "--timeout", "60")
