@@ -316,3 +316,68 @@ def test_a_path_cannot_be_both_a_file_and_a_folder(
         app.data.put_bytes("texts@master:/dir", b"x")
     app.data.delete_files("texts@master:/dir")
     app.data.put_bytes("texts@master:/dir", b"now a file")
+
+
+def test_python_transforms_run_in_long_lived_processes_that_survive_failures(
+    app: service.Runyard, texts: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "pids.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            import sys
+
+            def record(inputs, output_dir):
+                name = inputs["texts"].name
+                print("datum", name)
+                if name == "b.txt":
+                    raise ValueError("b is bad")
+                if name == "c.txt":
+                    sys.exit(3)  # ends its process: the next datum gets a new one
+                (output_dir / name).write_text(str(os.getpid()))
+            """
+        )
+    )
+    raw = spec(transform={"python": "pids.py:record"}, parallelism=1, datum_tries=1)
+    _, jobs = app.data.create_pipeline(raw, base_dir=str(tmp_path))
+    (job,) = run(app, jobs)
+    assert (job.data_processed, job.data_failed) == (1, 2)
+    by_file = {d.files[0]: d for d in app.data.list_datums(f"upper@{job.id}")}
+    bad = by_file["texts:/b.txt"]
+    assert "ValueError: b is bad" in bad.logs and bad.logs.startswith("datum b.txt\n")
+    assert bad.error == "the transform raised an exception (its traceback is in the logs)"
+    assert by_file["texts:/c.txt"].error == "the transform's process exited 3"
+    # A datum of a pipeline whose file changed is processed by the new code.
+    (tmp_path / "pids.py").write_text(
+        "def record(inputs, output_dir):\n"
+        "    (output_dir / inputs['texts'].name).write_text('v2')\n"
+    )
+    _, jobs = app.data.create_pipeline(raw, base_dir=str(tmp_path), update=True)
+    (job,) = run(app, jobs)
+    assert job.progress == "2 + 1 / 3" and job.state is S.SUCCESS
+    assert text(app, "upper@master:/b.txt") == "v2"
+
+
+def test_a_python_datum_over_its_timeout_is_killed_and_the_next_one_runs(
+    app: service.Runyard, texts: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    (tmp_path / "slow.py").write_text(
+        textwrap.dedent(
+            """
+            import time
+
+            def run(inputs, output_dir):
+                if inputs["texts"].name == "a.txt":
+                    time.sleep(60)
+                (output_dir / inputs["texts"].name).write_text("done")
+            """
+        )
+    )
+    raw = spec(
+        transform={"python": "slow.py:run"}, parallelism=1, datum_tries=1, datum_timeout="1s"
+    )
+    _, jobs = app.data.create_pipeline(raw, base_dir=str(tmp_path))
+    started = time.monotonic()
+    (job,) = run(app, jobs)
+    assert time.monotonic() - started < 30
+    assert (job.data_processed, job.data_failed) == (2, 1)

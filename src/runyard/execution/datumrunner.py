@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import pathlib
+import select
 import shutil
 import signal
 import subprocess
@@ -90,13 +92,17 @@ class DatumRunner:
         self._copier = blobs.copier()
         self._local = threading.local()
         self._slots = 0
+        self._python: set[_PythonProcess] = set()
 
     def stop(self) -> None:
         self._stopped.set()
         with self._lock:
             running = list(self._running)
+            python = list(self._python)
         for proc in running:
             _kill(proc)
+        for process in python:
+            process.kill()
 
     def run(self, datum: datums.Datum, datum_id: str) -> DatumResult:
         started = time.monotonic()
@@ -205,14 +211,37 @@ class DatumRunner:
             self._local.folder = folder
         return folder
 
+    def close(self) -> None:
+        """End the python transform processes (call once the job's datums are done)."""
+        with self._lock:
+            processes = list(self._python)
+            self._python.clear()
+        for process in processes:
+            process.close()
+
+    def _python_process(self, folder: pathlib.Path) -> _PythonProcess:
+        """This thread's python transform process, started when it has none (or its last
+        one died)."""
+        process: _PythonProcess | None = getattr(self._local, "python", None)
+        if process is None or not process.alive:
+            assert self.spec.transform.python is not None
+            process = _PythonProcess(
+                self.spec.transform.python, self.base_env, folder.with_suffix(".log")
+            )
+            self._local.python = process
+            with self._lock:
+                self._python.add(process)
+        return process
+
     def _execute(self, env: dict[str, str], cwd: pathlib.Path) -> tuple[str | None, str]:
         transform = self.spec.transform
         if transform.python is not None:
-            argv = [sys.executable, "-m", "runyard.execution.datumstep", transform.python]
-            stdin = None
-        else:
-            argv = list(transform.cmd)
-            stdin = ("\n".join(transform.stdin) + "\n").encode() if transform.stdin else None
+            process = self._python_process(cwd)
+            if self._stopped.is_set():
+                return "the job was stopped", ""
+            return process.run(env, cwd, self.spec.datum_timeout, self._stopped)
+        argv = list(transform.cmd)
+        stdin = ("\n".join(transform.stdin) + "\n").encode() if transform.stdin else None
         try:
             proc = subprocess.Popen(
                 argv,
@@ -251,6 +280,104 @@ class DatumRunner:
             )
             return f"the transform {how}", text
         return None, text
+
+
+class _PythonProcess:
+    """A long-lived process running one python transform, a datum per task (see
+    ``execution.datumstep``): the function is imported once, not once per datum."""
+
+    def __init__(self, reference: str, env: dict[str, str], log: pathlib.Path) -> None:
+        self.log = log  # what the process wrote outside any datum (an import error, say)
+        read, write = os.pipe()
+        try:
+            with open(log, "wb") as out:
+                self.proc = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "runyard.execution.datumstep",
+                        reference,
+                        "--answers",
+                        str(write),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    pass_fds=(write,),
+                    start_new_session=True,
+                )
+        finally:
+            os.close(write)
+        self.answers = os.fdopen(read, "rb")
+        self.alive = True
+
+    def run(
+        self,
+        env: dict[str, str],
+        cwd: pathlib.Path,
+        timeout: float | None,
+        stopped: threading.Event,
+    ) -> tuple[str | None, str]:
+        """Run one datum; (an error or None, what it wrote)."""
+        datum_log = cwd.with_name(cwd.name + ".datum.log")
+        task = {"env": env, "cwd": str(cwd), "log": str(datum_log)}
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps(task).encode() + b"\n")
+            self.proc.stdin.flush()
+            ready, _, _ = select.select([self.answers], [], [], timeout)
+            line = self.answers.readline() if ready else None
+        except (BrokenPipeError, OSError):
+            line = b""
+        text = _read(datum_log)
+        if line is None:
+            self.kill()
+            return f"timed out after {timeout:g} s (datum_timeout)", text
+        if not line:
+            try:
+                code = self.proc.wait(timeout=5)  # it ended, or is ending: say how
+            except subprocess.TimeoutExpired:
+                code = -9
+            self.kill()
+            if stopped.is_set():
+                return "the job was stopped", text
+            how = f"killed by signal {-code}" if code < 0 else f"exited {code}"
+            return f"the transform's process {how}", text + _read(self.log)
+        if json.loads(line).get("ok"):
+            return None, text
+        return "the transform raised an exception (its traceback is in the logs)", text
+
+    def kill(self) -> None:
+        self.alive = False
+        _kill(self.proc)
+        self.proc.wait()
+        self.answers.close()
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+
+    def close(self) -> None:
+        """Let the process end by itself (its tasks end), else kill it."""
+        if not self.alive:
+            return
+        self.alive = False
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            _kill(self.proc)
+            self.proc.wait()
+        self.answers.close()
+
+
+def _read(path: pathlib.Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def _output_files(out_dir: pathlib.Path) -> list[pathlib.Path]:

@@ -351,6 +351,7 @@ class DataJobExecutor:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            runner.close()
             gc.unfreeze()
             if pending_records:
                 self._flush(job, pending_records, stats)
