@@ -172,7 +172,9 @@ def test_pages_are_clear_when_empty_or_wrong(server: Server, page: Any) -> None:
     assert response.status == 404
     assert "NotFoundError" in page.inner_text("h1")
     page.goto(server.url + "/data")
-    screenshot(page, "data")
+    assert "No data repo yet" in page.inner_text("main")
+    response = page.goto(server.url + "/data/repos/no-such-repo")
+    assert response.status == 404 and "no-such-repo" in page.inner_text("main")
 
 
 def test_with_auth_on_the_pages_ask_for_a_token(tmp_path: pathlib.Path, browser: Any) -> None:

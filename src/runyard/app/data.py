@@ -22,7 +22,7 @@ import yaml
 
 from runyard import errors
 from runyard.core import datapipelines as dp
-from runyard.core import datarepos
+from runyard.core import datarepos, records
 from runyard.storage import datastore
 from runyard.storage import snapshots as snapshots_store
 from runyard.worker import datajobs
@@ -291,9 +291,11 @@ class DataService:
         return self.store.find_commit(target.repo, target.ref)
 
     def list_commits(
-        self, repo: str, branch: str | None = None, *, limit: int = 1000
+        self, repo: str, branch: str | None = None, *, limit: int = 1000, offset: int = 0
     ) -> list[datarepos.Commit]:
-        return self.store.list_commits(repo, branch, limit=limit)
+        """A repo's commits (of ``branch``), newest first; ``NotFoundError`` for a repo or
+        branch that does not exist."""
+        return self.store.list_commits(repo, branch, limit=limit, offset=offset)
 
     def list_files(self, target: str | datarepos.Target) -> list[ListedFile]:
         """The files and folders directly inside ``REPO@REF:/dir`` (or the one file it
@@ -481,12 +483,21 @@ class DataService:
     # -- data jobs ------------------------------------------------------------------------
 
     def list_jobs(
-        self, *, job_id: str | None = None, pipeline: str | None = None, limit: int = 1000
+        self,
+        *,
+        job_id: str | None = None,
+        pipeline: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
     ) -> list[dp.DataJob]:
-        return self.store.list_jobs(job_id=job_id, pipeline=pipeline, limit=limit)
+        return self.store.list_jobs(job_id=job_id, pipeline=pipeline, limit=limit, offset=offset)
 
     def get_job(self, pipeline: str, job_id: str) -> dp.DataJob:
         return self.store.get_job(pipeline, job_id)
+
+    def transitions(self, job: dp.DataJob) -> list[records.Event]:
+        """``job``'s state changes, oldest first, as the event log has them."""
+        return self.store.transitions(job.pipeline, job.id)
 
     def job_spec(self, job: dp.DataJob) -> dp.PipelineSpec:
         return self.store.job_spec(job.pipeline, job.id)[0]
@@ -544,6 +555,27 @@ class DataService:
                 if i not in recorded
             ]
         return sorted(records, key=lambda r: (str(r.state), r.id))
+
+    def page_datums(
+        self, job: dp.DataJob, *, limit: int, offset: int = 0
+    ) -> tuple[list[dp.DatumRecord], int]:
+        """One page of ``job``'s datums, failed first, then processed, then skipped (each
+        by id), and how many it has. The skipped datums a job keeps no record of are cut
+        again from its input commits, and only for a page that reaches them."""
+        records, counts = self.store.page_datums(job.pipeline, job.id, limit=limit, offset=offset)
+        recorded = sum(counts.values())
+        unrecorded = max(job.data_skipped - counts.get(dp.DatumState.SKIPPED, 0), 0)
+        if unrecorded and offset + limit > recorded:
+            known = {r.id for r in self.store.list_datums(job.pipeline, job.id)}
+            skipped = [
+                dp.DatumRecord(job.id, job.pipeline, i, dp.DatumState.SKIPPED, tuple(d.paths))
+                for i, d in sorted(self.executor().datums_of(job).items())
+                if i not in known
+            ]
+            start = max(offset - recorded, 0)
+            records += skipped[start : start + limit - len(records)]
+            unrecorded = len(skipped)
+        return records, recorded + unrecorded
 
     def datum(self, datum_id: str, *, job_id: str | None = None) -> dp.DatumRecord:
         return self.store.find_datum(datum_id, job_id)

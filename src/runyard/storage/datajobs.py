@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from runyard import errors
 from runyard.core import datapipelines as dp
-from runyard.core import datarepos
+from runyard.core import datarepos, records
 from runyard.storage import datarepos as repos_sql
 from runyard.storage import schema
 
@@ -27,10 +27,13 @@ __all__ = [
     "list_jobs",
     "list_pipelines",
     "move",
+    "page_datums",
+    "progress_event",
     "read_job",
     "recover_lost",
     "request_stop",
     "reusable",
+    "transitions",
     "update_job",
     "update_pipeline",
 ]
@@ -199,12 +202,15 @@ def list_jobs(
     pipeline: str | None = None,
     states: Iterable[dp.DataJobState] = (),
     limit: int = 1000,
+    offset: int = 0,
 ) -> list[dp.DataJob]:
-    """Jobs newest first (within a job set, upstream first); ``job_id`` may be a prefix."""
+    """Jobs newest first (within a job set, upstream first); ``job_id`` may be a prefix;
+    ``offset`` of them left out."""
     query = (
         sa.select(schema.data_jobs)
         .order_by(_J.created_at.desc(), _J.id, _J.position, _J.pipeline)
         .limit(limit)
+        .offset(offset)
     )
     if job_id is not None:
         query = query.where(_J.id.startswith(job_id, autoescape=True))
@@ -309,6 +315,40 @@ def _event(
         "new_state": str(new),
         "message": reason,
     }
+
+
+def progress_event(conn: sa.Connection, pipeline: str, job_id: str, *, at: dt.datetime) -> None:
+    """A ``data_job_progress`` event: the job's datum counts moved (its state did not);
+    the message is its progress, "processed + skipped / total"."""
+    job = read_job(conn, pipeline, job_id)
+    conn.execute(
+        schema.events.insert().values(
+            at=at,
+            kind="data_job_progress",
+            job_id=job.id,
+            run_id=None,
+            step_name=job.pipeline,
+            old_state=None,
+            new_state=str(job.state),
+            message=job.progress,
+        )
+    )
+
+
+def transitions(conn: sa.Connection, pipeline: str, job_id: str) -> list[records.Event]:
+    """The job's state changes from the event log, oldest first."""
+    c = schema.events.c
+    rows = conn.execute(
+        sa.select(schema.events)
+        .where(c.job_id == job_id, c.kind == "data_job_state", c.step_name == pipeline)
+        .order_by(c.id)
+    ).all()
+    return [
+        records.Event(
+            r.id, r.at, r.kind, r.job_id, r.run_id, r.step_name, r.old_state, r.new_state, r.message
+        )
+        for r in rows
+    ]
 
 
 def update_job(conn: sa.Connection, pipeline: str, job_id: str, **fields: Any) -> None:
@@ -429,6 +469,36 @@ def list_datums(conn: sa.Connection, pipeline: str, job_id: str) -> list[dp.Datu
         .order_by(_D.state, _D.id)
     ).all()
     return [_datum(r) for r in rows]
+
+
+# Failed datums first: they are what a person looks at a job's datums for.
+_DATUM_ORDER = sa.case(
+    (_D.state == str(dp.DatumState.FAILURE), 0),
+    (_D.state == str(dp.DatumState.SUCCESS), 1),
+    else_=2,
+)
+
+
+def page_datums(
+    conn: sa.Connection, pipeline: str, job_id: str, *, limit: int, offset: int = 0
+) -> tuple[list[dp.DatumRecord], dict[dp.DatumState, int]]:
+    """One page of a job's datum records, failed first, then by id; and how many records
+    it has of each state."""
+    mine = sa.and_(_D.pipeline == pipeline, _D.job_id == job_id)
+    counts = {
+        dp.DatumState(state): int(n)
+        for state, n in conn.execute(
+            sa.select(_D.state, sa.func.count()).where(mine).group_by(_D.state)
+        ).all()
+    }
+    rows = conn.execute(
+        sa.select(schema.data_datums)
+        .where(mine)
+        .order_by(_DATUM_ORDER, _D.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [_datum(r) for r in rows], counts
 
 
 def find_datum(conn: sa.Connection, datum_id: str, job_id: str | None = None) -> dp.DatumRecord:

@@ -227,15 +227,21 @@ def find_commit(conn: sa.Connection, repo: str, ref: str | None) -> datarepos.Co
 
 
 def list_commits(
-    conn: sa.Connection, repo: str, branch: str | None = None, *, limit: int = 1000
+    conn: sa.Connection,
+    repo: str,
+    branch: str | None = None,
+    *,
+    limit: int = 1000,
+    offset: int = 0,
 ) -> list[datarepos.Commit]:
-    """A repo's commits (of one branch), newest first."""
+    """A repo's commits (of one branch), newest first, ``offset`` of them left out."""
     read_repo(conn, repo)
     query = (
         sa.select(schema.data_commits)
         .where(_C.repo == repo)
         .order_by(_C.created_at.desc(), _C.id.desc())
         .limit(limit)
+        .offset(offset)
     )
     if branch is not None:
         names = [b.name for b in branches(conn, repo)]

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from runyard.core import datapipelines as dp
-from runyard.core import datarepos
+from runyard.core import datarepos, records
 from runyard.storage import datajobs as jobs_sql
 from runyard.storage import datarepos as repos_sql
 
@@ -89,10 +89,10 @@ class DataStore:
             return repos_sql.find_commit(conn, repo, ref)
 
     def list_commits(
-        self, repo: str, branch: str | None = None, *, limit: int = 1000
+        self, repo: str, branch: str | None = None, *, limit: int = 1000, offset: int = 0
     ) -> list[datarepos.Commit]:
         with self._store._read() as conn:
-            return repos_sql.list_commits(conn, repo, branch, limit=limit)
+            return repos_sql.list_commits(conn, repo, branch, limit=limit, offset=offset)
 
     def files(self, repo: str, commit_id: str, folder: str = "/") -> list[datarepos.FileEntry]:
         with self._store._read() as conn:
@@ -145,12 +145,13 @@ class DataStore:
         pipeline: str | None = None,
         states: Iterable[dp.DataJobState] = (),
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[dp.DataJob]:
         with self._store._read() as conn:
             if pipeline is not None:
                 jobs_sql.get_pipeline(conn, pipeline)
             return jobs_sql.list_jobs(
-                conn, job_id=job_id, pipeline=pipeline, states=states, limit=limit
+                conn, job_id=job_id, pipeline=pipeline, states=states, limit=limit, offset=offset
             )
 
     def claim_job(
@@ -178,6 +179,11 @@ class DataStore:
         with self._store._write() as conn:
             return jobs_sql.move(conn, job, new, at=at, reason=reason, **fields)
 
+    def transitions(self, pipeline: str, job_id: str) -> list[records.Event]:
+        """The job's state changes (``data_job_state`` events), oldest first."""
+        with self._store._read() as conn:
+            return jobs_sql.transitions(conn, pipeline, job_id)
+
     def update_job(self, pipeline: str, job_id: str, **fields: object) -> None:
         with self._store._write() as conn:
             jobs_sql.update_job(conn, pipeline, job_id, **fields)
@@ -196,12 +202,19 @@ class DataStore:
     # -- datums ---------------------------------------------------------------------------
 
     def add_datums(
-        self, datums: Sequence[dp.DatumRecord], *, counts: tuple[str, str, dict[str, object]]
+        self,
+        datums: Sequence[dp.DatumRecord],
+        *,
+        counts: tuple[str, str, dict[str, object]],
+        at: dt.datetime | None = None,
     ) -> None:
-        """Record datums and the job's new counters (pipeline, job id, fields) together."""
+        """Record datums and the job's new counters (pipeline, job id, fields) together;
+        with ``at``, a ``data_job_progress`` event too (what live pages follow)."""
         with self._store._write() as conn:
             jobs_sql.add_datums(conn, datums)
             jobs_sql.update_job(conn, counts[0], counts[1], **counts[2])
+            if at is not None:
+                jobs_sql.progress_event(conn, counts[0], counts[1], at=at)
 
     def reusable(
         self, pipeline: str, datum_ids: Sequence[str]
@@ -212,6 +225,12 @@ class DataStore:
     def list_datums(self, pipeline: str, job_id: str) -> list[dp.DatumRecord]:
         with self._store._read() as conn:
             return jobs_sql.list_datums(conn, pipeline, job_id)
+
+    def page_datums(
+        self, pipeline: str, job_id: str, *, limit: int, offset: int = 0
+    ) -> tuple[list[dp.DatumRecord], dict[dp.DatumState, int]]:
+        with self._store._read() as conn:
+            return jobs_sql.page_datums(conn, pipeline, job_id, limit=limit, offset=offset)
 
     def find_datum(self, datum_id: str, job_id: str | None = None) -> dp.DatumRecord:
         with self._store._read() as conn:

@@ -1,4 +1,5 @@
-"""The pages: jobs, a job, a run, the new-job form, schedules, data, login.
+"""The pages: jobs, a job, a run, the new-job form, schedules, login (the Data pages are
+``datapages``).
 
 Each page is rendered on the server from the app facade, one page of rows at a time;
 ``?fragment=live`` renders only the part of a page that live updates replace. The pages'
@@ -339,12 +340,6 @@ def schedules_page(request: fastapi.Request, _: Viewer) -> fastapi.Response:
             }
         )
     return site.render(request, "schedules.html", {"title": "Schedules", "rows": rows})
-
-
-@router.get("/data", response_class=fastapi.responses.HTMLResponse)
-def data_page(request: fastapi.Request, _: Viewer) -> fastapi.Response:
-    """The place of the Data pages (repos, branches, commits, data jobs): not built yet."""
-    return site.render(request, "data.html", {"title": "Data"})
 
 
 @router.get("/login", response_class=fastapi.responses.HTMLResponse)

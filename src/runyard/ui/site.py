@@ -51,7 +51,7 @@ class Login(Exception):
 
 def install(api: fastapi.FastAPI) -> None:
     """Serve the pages at ``/`` and their assets at ``/ui/static`` from ``api``."""
-    from runyard.ui import pages  # the pages import this module
+    from runyard.ui import datapages, pages  # the pages import this module
 
     api.mount(
         "/ui/static",
@@ -59,6 +59,7 @@ def install(api: fastapi.FastAPI) -> None:
         name="ui-static",
     )
     api.include_router(pages.router)
+    api.include_router(datapages.router)
 
     @api.exception_handler(Login)
     def _login(request: fastapi.Request, exc: Login) -> fastapi.Response:

@@ -375,6 +375,7 @@ class DataJobExecutor:
                     "process_time": max(0.0, stats["pt"]),
                 },
             ),
+            at=self.clock(),
         )
 
     def _egress(self, url: str, outputs: dict[str, datarepos.FileEntry]) -> None:

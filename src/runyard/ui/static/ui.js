@@ -73,6 +73,34 @@ if (page === "run") {
   }
 }
 
+// The Data pages follow data jobs through the event stream: a state change
+// (data_job_state) or datums counted (data_job_progress); the event's job id is the job
+// set's global ID and its step name the pipeline.
+const DATA_KINDS = ["data_job_state", "data_job_progress"];
+
+if (page === "data") {
+  const refresh = liveRegion();
+  follow({}, (event) => {
+    if (event.kind === "data_job_state") refresh();
+  });
+}
+
+if (page === "data-pipeline") {
+  const pipeline = document.body.dataset.pipeline;
+  const refresh = liveRegion();
+  follow({}, (event) => {
+    if (DATA_KINDS.includes(event.kind) && event.step_name === pipeline) refresh();
+  });
+}
+
+if (page === "data-job" && document.body.dataset.finished !== "yes") {
+  const { datajob, pipeline } = document.body.dataset;
+  const refresh = liveRegion();
+  follow({}, (event) => {
+    if (DATA_KINDS.includes(event.kind) && event.job_id === datajob && event.step_name === pipeline) refresh();
+  });
+}
+
 if (page === "new-job") newJobForm();
 
 if (page === "schedules") {
