@@ -134,6 +134,7 @@ def test_bad_json_shows_an_error_in_place_and_creates_nothing(server: Server, pa
     page.click("#create")
     page.locator("#create-error").wait_for()
     assert "not created" in page.inner_text("#create-error")
+    assert "expects int" in error.inner_text()  # still beside the grid
     screenshot(page, "new-job-error")
     assert len(jobs_of(server)) == before
 

@@ -218,7 +218,7 @@ export function newJobForm() {
       focus?.focus();
     };
     if (!chosen) return fail("Choose a pipeline first.", $("processing"));
-    check();
+    // ``parsed`` follows every edit of the grid (its messages stay where they are).
     if (parsed === null) return fail("The parameter grid is not valid JSON; fix it first. Nothing was created.", gridBox);
     const body = {
       processing: { name: chosen.name, version: chosen.version },
