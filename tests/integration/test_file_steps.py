@@ -4,8 +4,11 @@ and the executed notebooks kept with a job's runs."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import signal
 import textwrap
+import threading
 
 import nbformat
 import pytest
@@ -13,7 +16,7 @@ import pytest
 import runyard
 from runyard import errors
 from runyard.app import service
-from runyard.core import states
+from runyard.core import filesteps, states
 from runyard.execution import exchange, loader
 from tests.integration.test_api import serving
 
@@ -167,6 +170,59 @@ def test_a_script_that_exits_non_zero_fails_its_step_with_the_exit_code(
     expected = {3: "bad input", 1: "ValueError: no rows today", 4: "broken"}[reason]
     assert expected in failed.error.traceback  # the end of the script's stderr
     assert result["total"].state is states.StepState.UPSTREAM_FAILED
+
+
+def test_a_script_that_leaves_a_background_process_holding_its_output_still_ends(
+    project: pathlib.Path,
+) -> None:
+    write(
+        project,
+        {
+            "steps/double.sh": DOUBLE + "sleep 600 &\necho $! > sleeper.pid\n",
+        },
+    )
+    pipe = loader.load_pipeline(f"{project / 'pipe.py'}:pipe").pipeline
+    outcome: list[runyard.PipelineResult] = []
+    worker = threading.Thread(target=lambda: outcome.append(pipe.run()), daemon=True)
+    worker.start()
+    worker.join(120)  # without the fix it would wait for the sleeper's 600 s
+    sleeper = int((project / "sleeper.pid").read_text())
+    os.kill(sleeper, signal.SIGKILL)
+    assert not worker.is_alive() and outcome[0].success
+    assert outcome[0].output("total") == 112
+
+
+def test_a_failing_script_step_is_retried_as_asked(project: pathlib.Path) -> None:
+    write(
+        project,
+        {
+            "steps/flaky.py": """
+            import pathlib, sys
+
+            import runyard
+
+            tries = pathlib.Path("tries.txt")
+            count = int(tries.read_text()) + 1 if tries.exists() else 1
+            tries.write_text(str(count))
+            if count < 3:
+                sys.exit(9)
+            runyard.output(count)
+            """,
+            "flaky_pipe.py": """
+            import runyard
+
+            flaky = runyard.script("steps/flaky.py", retries=2)
+
+            @runyard.pipeline
+            def flaky_pipe():
+                flaky()
+            """,
+        },
+    )
+    pipe = loader.load_pipeline(f"{project / 'flaky_pipe.py'}:flaky_pipe").pipeline
+    assert pipe.run().output("flaky") == 3
+    with pytest.raises(errors.DefinitionError, match=r"retries=-1, retry_delay=0\.0 are not valid"):
+        filesteps.FileStep(project / "steps/flaky.py", version="v", retries=-1)
 
 
 def test_declared_outputs_must_be_made_and_a_function_reads_only_a_single_output(

@@ -148,6 +148,6 @@ def test_a_run_page_links_its_executed_notebook_shown_without_its_scripts(
     assert link.endswith("/look/look.html")
     shown = ui.get(link)
     assert shown.status_code == 200 and "from the notebook 42" in shown.text
-    assert shown.headers["content-security-policy"] == "script-src 'none'"
+    assert shown.headers["content-security-policy"] == "sandbox"
     assert ui.get(f"/runs/{run.id}/notebooks/look/..%2Fnb.py").status_code == 404
     assert ui.get(f"/runs/{run.id}/notebooks/look/look.ipynb").status_code == 404

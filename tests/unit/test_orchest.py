@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import copy
 import pathlib
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 import runyard
 from runyard import errors
-from runyard.core import filesteps, grid, orchest, pipelines, steps
-from runyard.execution import exchange
+from runyard.core import filesteps, grid, orchest, pipelines
 
 DOC: dict[str, Any] = {
     "name": "sales",
@@ -224,16 +221,3 @@ def test_a_grid_may_name_steps_by_their_other_keys() -> None:
     assert by_title.to_json() == {"load": {"n": [5]}}
     with pytest.raises(errors.GridError, match="'u-other' is neither"):
         grid.parse_grid(made, {"u-other": {"n": [1]}})
-
-
-def test_a_script_s_runyard_calls_import_only_what_they_need() -> None:
-    # A script step's process pays for what `import runyard` and its calls load; pydantic
-    # alone would be a third of its start-up, dataclasses and pathlib a tenth.
-    heavy = ("pydantic", "dataclasses", "inspect", "pathlib", "sqlalchemy")
-    probe = (
-        "import sys, runyard; runyard.get_step_param; runyard.get_params; runyard.output; "
-        f"runyard.get_inputs; print([m for m in {heavy!r} if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-    assert exchange.DEFAULT_OUTPUT == steps.DEFAULT_OUTPUT

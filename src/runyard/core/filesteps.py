@@ -78,6 +78,8 @@ class FileStep(steps.StepDefinition):
         description: str = "",
         timeout: float | None = None,
         kernel: str | None = None,
+        retries: int = 0,
+        retry_delay: float = 0.0,
     ) -> None:
         self.path = path
         self.kind = kind or kind_of(path)
@@ -95,8 +97,13 @@ class FileStep(steps.StepDefinition):
         self.version = version
         self.description = description or f"{self.kind} {path.name}"
         self.timeout = timeout
-        self.retries = 0
-        self.retry_delay = 0.0
+        if retries < 0 or retry_delay < 0:
+            raise errors.DefinitionError(
+                f"Step {self.name!r}: retries={retries}, retry_delay={retry_delay} are not "
+                "valid; give retries >= 0 and a delay >= 0"
+            )
+        self.retries = retries  # further attempts after a failure (a non-zero exit, a cell)
+        self.retry_delay = retry_delay
         self.retry_backoff = 2.0
         self.retry_jitter = 0.1
         self.retry_on = (Exception,)

@@ -34,6 +34,7 @@ __all__ = ["StepProcessFailed", "make_step", "notebook", "project_root", "run", 
 
 MARKERS = ("runyard.toml", "pyproject.toml")  # a folder holding one is a project root
 _TAIL = 30  # stderr lines kept as a failed script's traceback
+_DRAIN = 2.0  # seconds to read what a finished script left in its pipes
 
 # (step name, file) -> where the file is kept (a path or URL)
 Keep = Callable[[str, pathlib.Path], str]
@@ -81,6 +82,8 @@ def make_step(
     kernel: str | None = None,
     description: str = "",
     owner: str = "",
+    retries: int = 0,
+    retry_delay: float = 0.0,
 ) -> filesteps.FileStep:
     """A file step of ``path``, relative to the folder ``base``, which must stay inside the
     project folder ``root``. Raises ``DefinitionError`` for a path that leaves the project,
@@ -116,6 +119,8 @@ def make_step(
         timeout=timeout,
         kernel=kernel,
         description=description,
+        retries=retries,
+        retry_delay=retry_delay,
     )
 
 
@@ -134,15 +139,19 @@ def script(
     params: Mapping[str, Any] | None = None,
     outputs: Sequence[str] | None = None,
     timeout: float | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
 ) -> filesteps.FileStep:
     """A step that runs the Python (``.py``) or shell (``.sh``) script ``path``, relative to
     the calling pipeline file, in the run's working copy.
 
     ``params`` are the step's parameters with their defaults (read with
     ``runyard.get_step_param``); ``outputs`` names the outputs the script must make, so
-    Python steps downstream can pick them by name. Call it in a pipeline body with upstream
-    outputs as its inputs: ``clean(load())``. Raises ``DefinitionError`` for a missing file,
-    one outside the project, or a notebook.
+    Python steps downstream can pick them by name; ``timeout`` (seconds) fails a run whose
+    step takes longer, ``retries`` runs a failed step again (after ``retry_delay`` seconds,
+    growing as for Python steps). Call it in a pipeline body with upstream outputs as its
+    inputs: ``clean(load())``. Raises ``DefinitionError`` for a missing file, one outside
+    the project, or a notebook.
     """
     base = _caller_folder()
     return make_step(
@@ -154,6 +163,8 @@ def script(
         params=params,
         outputs=outputs,
         timeout=timeout,
+        retries=retries,
+        retry_delay=retry_delay,
     )
 
 
@@ -165,6 +176,8 @@ def notebook(
     outputs: Sequence[str] | None = None,
     timeout: float | None = None,
     kernel: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 0.0,
 ) -> filesteps.FileStep:
     """A step that executes the notebook ``path`` (relative to the calling pipeline file)
     on ``kernel`` (default: the one its metadata names, else ``python3``); the executed
@@ -180,6 +193,8 @@ def notebook(
         outputs=outputs,
         timeout=timeout,
         kernel=kernel,
+        retries=retries,
+        retry_delay=retry_delay,
     )
 
 
@@ -273,8 +288,11 @@ def _run_script(
         process.wait()
         raise
     finally:
+        # The pipes close when the script's process exits, unless something it started in
+        # the background (``cmd &``) holds them: then its lines are still read (they are the
+        # step's), but the step does not wait for it.
         for pump in pumps:
-            pump.join()
+            pump.join(_DRAIN)
     if code == 0:
         return
     if code < 0:

@@ -266,8 +266,7 @@ def _notebooks(ryard: service.Runyard, run: records.Run) -> list[tuple[str, str]
 def notebook(
     request: fastapi.Request, _: Viewer, run_id: str, step: str, name: str
 ) -> fastapi.Response:
-    """An executed notebook of the run, as nbconvert rendered it; its scripts do not run
-    (the page is shown as a document, not as an application)."""
+    """An executed notebook of the run, as nbconvert rendered it, shown as a document."""
     ryard = site.runyard_of(request)
     try:
         content = ryard.read_kept_file(run_id, step, name)
@@ -275,8 +274,10 @@ def notebook(
         return site.error_page(request, exc)
     if not name.endswith(".html"):
         return site.error_page(request, errors.NotFoundError(f"{name!r} is not a notebook"))
+    # As the API serves kept files: sandboxed, an origin of its own without scripts, so
+    # what the notebook made cannot act with the viewer's token.
     return fastapi.responses.HTMLResponse(
-        content, headers={"Content-Security-Policy": "script-src 'none'"}
+        content, headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
     )
 
 
