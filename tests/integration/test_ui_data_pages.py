@@ -138,6 +138,7 @@ def test_a_pipeline_page_shows_its_spec_and_jobs(app: service.Runyard, ui: httpx
     assert rows[0] == job.id and len(rows) == 2  # one job per commit, newest first
     missing = ui.get("/data/pipelines/shuot")
     assert missing.status_code == 404 and "shuot" in missing.text
+    assert 'href="/data">Back to the data</a>' in missing.text
 
 
 def test_a_data_job_shows_failed_datums_first_with_their_logs(
@@ -166,3 +167,18 @@ def test_the_data_pages_need_a_token(app: service.Runyard) -> None:
         for path in ("/data", "/data/repos/texts", "/data/pipelines/shout"):
             assert client.get(path).status_code == 303
         assert client.get("/data/repos/texts/commits/master/files/a.txt").status_code == 303
+
+
+def test_datums_page_across_recorded_and_skipped_ones(app: service.Runyard) -> None:
+    job = made_data(app, bad=True)
+    everything = app.data.list_datums(f"shout@{job.id}")
+    pages = [app.data.page_datums(job, limit=2, offset=k) for k in (0, 2, 4)]
+    assert [total for _, total in pages] == [3, 3, 3]
+    shown = [d for records, _ in pages for d in records]
+    assert [(d.id, d.state) for d in shown] == [(d.id, d.state) for d in everything]
+    assert [d.state for d in shown] == [
+        dp.DatumState.FAILURE,
+        dp.DatumState.SKIPPED,
+        dp.DatumState.SKIPPED,
+    ]
+    assert pages[2][0] == []

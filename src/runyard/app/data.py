@@ -13,6 +13,7 @@ import os
 import pathlib
 import secrets
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,6 +32,7 @@ __all__ = ["DataService", "ListedFile", "read_spec_file"]
 
 Clock = Callable[[], dt.datetime]
 _S = dp.DataJobState
+_CUTS_KEPT = 8  # jobs whose datums' input paths ``page_datums`` keeps (see ``_cut_datums``)
 
 
 def _new_id() -> str:
@@ -77,6 +79,8 @@ class DataService:
         self.blobs = blobs
         self.work_root = work_root
         self.clock = clock
+        self._cuts: dict[tuple[object, ...], dict[str, tuple[str, ...]]] = {}
+        self._cuts_lock = threading.Lock()
 
     # -- repos ----------------------------------------------------------------------------
 
@@ -567,15 +571,32 @@ class DataService:
         unrecorded = max(job.data_skipped - counts.get(dp.DatumState.SKIPPED, 0), 0)
         if unrecorded and offset + limit > recorded:
             known = {r.id for r in self.store.list_datums(job.pipeline, job.id)}
-            skipped = [
-                dp.DatumRecord(job.id, job.pipeline, i, dp.DatumState.SKIPPED, tuple(d.paths))
-                for i, d in sorted(self.executor().datums_of(job).items())
-                if i not in known
-            ]
+            cut = self._cut_datums(job)
+            skipped = [i for i in cut if i not in known]
             start = max(offset - recorded, 0)
-            records += skipped[start : start + limit - len(records)]
+            records += [
+                dp.DatumRecord(job.id, job.pipeline, i, dp.DatumState.SKIPPED, cut[i])
+                for i in skipped[start : start + limit - len(records)]
+            ]
             unrecorded = len(skipped)
         return records, recorded + unrecorded
+
+    def _cut_datums(self, job: dp.DataJob) -> dict[str, tuple[str, ...]]:
+        """The input paths of each of ``job``'s datums, by id in id order. The same job
+        over the same input commits always cuts the same datums, so the last few jobs' cuts
+        are kept: paging through a job of 10,000 datums, or following it live, cuts once."""
+        # Asked only once a job counted skipped datums: its input commits exist by then.
+        key = (job.pipeline, job.id, job.pipeline_version, job.input_commits)
+        with self._cuts_lock:
+            found = self._cuts.pop(key, None)
+        if found is None:
+            cut = self.executor().datums_of(job)
+            found = {i: tuple(cut[i].paths) for i in sorted(cut)}
+        with self._cuts_lock:
+            self._cuts[key] = found  # the newest last
+            while len(self._cuts) > _CUTS_KEPT:
+                del self._cuts[next(iter(self._cuts))]
+        return found
 
     def datum(self, datum_id: str, *, job_id: str | None = None) -> dp.DatumRecord:
         return self.store.find_datum(datum_id, job_id)

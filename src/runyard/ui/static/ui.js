@@ -81,7 +81,7 @@ const DATA_KINDS = ["data_job_state", "data_job_progress"];
 if (page === "data") {
   const refresh = liveRegion();
   follow({}, (event) => {
-    if (event.kind === "data_job_state") refresh();
+    if (DATA_KINDS.includes(event.kind)) refresh();
   });
 }
 
