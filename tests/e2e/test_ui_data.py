@@ -26,7 +26,8 @@ SPEC = {
         "cmd": ["sh"],
         "stdin": [
             "sleep 0.6",
-            'case "$RUNYARD_INPUT_WORDS" in *bad*) echo "cannot shout $(basename "$RUNYARD_INPUT_WORDS")" >&2;'
+            'case "$RUNYARD_INPUT_WORDS" in *bad*)'
+            ' echo "cannot shout $(basename "$RUNYARD_INPUT_WORDS")" >&2;'
             " exit 3;; esac",
             'tr a-z A-Z < "$RUNYARD_INPUT_WORDS" > "$RUNYARD_OUTPUT_DIR/$(basename'
             ' "$RUNYARD_INPUT_WORDS")"',
