@@ -12,7 +12,7 @@ import pytest
 from runyard.api import server
 from runyard.app import service
 from runyard.client import Client, ClientError, Job, JobTimeoutError
-from runyard.core import tokens
+from runyard.core import states, tokens
 from runyard.worker import engine
 
 ADDER = (
@@ -139,3 +139,11 @@ def test_failed_runs_are_retried_through_the_client(client: Client, app: service
     with pytest.raises(ClientError) as nothing:
         job.retry_failed()
     assert nothing.value.status == 400 and "no failed or killed run" in nothing.value.message
+
+    app.stop_job(job.id)  # nothing runs it: its queued run is KILLED at once
+    (killed,) = app.list_runs(job.id)
+    assert killed.state is states.RunState.KILLED
+    job.retry_failed()
+    retried = [r for r in app.list_runs(job.id) if r.parent_run_id == killed.id]
+    assert [r.state for r in retried] == [states.RunState.QUEUED]
+    assert job.state == "pending"  # the retried run counts in its job, the killed one no more
