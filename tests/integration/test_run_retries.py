@@ -122,7 +122,7 @@ def test_old_runs_beyond_the_jobs_retention_are_deleted_with_their_files(
     assert len(left) == 2
     folders = {p.name for p in (pathlib.Path(app.artifacts.root) / "runs").iterdir()}
     assert folders == {r.id for r in left}
-    assert [app.output(r.id, "prepare") for r in left] == [[1, 2, 3], [1, 2, 3]]
+    assert [app.output(r.id, "prepare_rows") for r in left] == [list(range(1000))] * 2
 
 
 def test_a_run_that_timed_out_is_retried_when_the_policy_names_timeouts(

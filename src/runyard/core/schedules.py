@@ -12,8 +12,6 @@ import datetime as dt
 import enum
 import zoneinfo
 
-from croniter import croniter
-
 from runyard import errors
 
 __all__ = ["Catchup", "Overlap", "Trigger", "make_trigger"]
@@ -70,6 +68,8 @@ class Trigger:
         base = moment.astimezone(zone)
         if self.start is not None and base < self.start:
             base = self.start.astimezone(zone) - dt.timedelta(microseconds=1)
+        from croniter import croniter  # here: a run's process never needs it
+
         tick: dt.datetime = croniter(self.cron, base).get_next(dt.datetime)
         tick = tick.astimezone(dt.UTC)
         if self.end is not None and tick > self.end:
@@ -131,6 +131,8 @@ def make_trigger(
                 f"--at {at.isoformat()} is in the past (it is now "
                 f"{now.astimezone(at.tzinfo).isoformat(timespec='seconds')}); give a later time"
             )
+    from croniter import croniter
+
     if cron is not None and not croniter.is_valid(cron):
         raise errors.UsageError(
             f"Cron expression {cron!r} is not valid; give five fields: minute hour "
