@@ -27,7 +27,9 @@ def fork_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "direct fork":
         # As on an OS without SOCK_SEQPACKET: the engine forks each run itself.
         monkeypatch.setattr(
-            forkserver.ForkServer, "start", classmethod(lambda cls, body, warm=None: None)
+            forkserver.ForkServer,
+            "start",
+            classmethod(lambda cls, body, warm=None, ahead=None: None),
         )
     return str(request.param)
 

@@ -197,3 +197,39 @@ def test_missing_is_a_sentinel() -> None:
     assert repr(params.MISSING) == "MISSING"
     assert params.ParamSpec("x").required
     assert not params.ParamSpec("x", int, None).required
+
+
+def test_plain_values_of_plain_types_pass_as_they_are_and_others_are_still_checked() -> None:
+    space = space_from_dict()
+    assert space.to_json("n", 3) == 3 and space.to_python("n", 3) == 3
+    assert space.to_json("ratio", 0.25) == 0.25 and space.to_python("tags", ["a"]) == ["a"]
+    # Not of the parameter's own type: Pydantic decides, as before.
+    assert space.to_python("ratio", 1) == 1.0 and isinstance(space.to_python("ratio", 1), float)
+    with pytest.raises(errors.ParameterError, match="'n'"):
+        space.to_json("n", True)
+    # A constrained field is always checked, whatever the value's type.
+    with pytest.raises(errors.ParameterError, match="'rows'"):
+        space_from_model().to_python("rows", -1)
+
+
+def test_a_run_of_plain_parameters_never_loads_pydantic() -> None:
+    # A run's process is forked from one that holds only what runs need: Pydantic is a
+    # third of that, and plain parameters never need it.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, runyard\n"
+        "@runyard.step\n"
+        "def add(*, x: int = 1, name: str = 'a') -> int:\n"
+        "    return x + len(name)\n"
+        "@runyard.pipeline(params={'scale': 2.0})\n"
+        "def p() -> None:\n"
+        "    add()\n"
+        "result = p.run(step_params={'add': {'x': 4, 'name': 'abc'}})\n"
+        "assert result.output('add') == 7, result\n"
+        "print('pydantic' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

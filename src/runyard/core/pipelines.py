@@ -10,15 +10,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
-
-import pydantic
+from typing import TYPE_CHECKING, Any
 
 from runyard import errors
 from runyard.core import hooks, params, retries, steps
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = [
     "Binding",
@@ -30,7 +32,7 @@ __all__ = [
     "trace",
 ]
 
-PipelineParams = Mapping[str, Any] | type[pydantic.BaseModel] | None
+PipelineParams = Mapping[str, Any] | type["pydantic.BaseModel"] | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -178,7 +180,8 @@ def param_space(owner: str, spec: PipelineParams) -> params.ParamSpace:
     """Pipeline parameters from ``{"name": default}`` or a Pydantic model class."""
     if spec is None:
         return params.ParamSpace(owner, [])
-    if isinstance(spec, type) and issubclass(spec, pydantic.BaseModel):
+    pydantic = sys.modules.get("pydantic")  # a model class means it was imported
+    if pydantic is not None and isinstance(spec, type) and issubclass(spec, pydantic.BaseModel):
         return params.ParamSpace.from_model(owner, spec)
     if isinstance(spec, Mapping):
         return params.ParamSpace.from_mapping(owner, spec)

@@ -14,6 +14,13 @@ server, no CLI): a run's process then starts and ends with a third of the memory
 which is most of what a short run costs. It serves pipelines that can be loaded by their
 reference, which is what the long-running engines execute.
 
+The server keeps one *spare* forked ahead: a process that has done what every run does
+right after its fork, and the work ``ahead`` does for a run like the last one (its working
+copy, say), and waits for a run. A request is then handed to the spare, and the server
+forks the next spare while the run goes on, so neither the fork nor that work delays a run.
+A request whose ``warm`` loads something new (a pipeline the spare was forked without) is
+served by a fresh fork instead, and the spare is let go.
+
 Linux (and any OS with ``SOCK_SEQPACKET`` Unix sockets): elsewhere ``ForkServer.start``
 returns None and the executor forks runs itself.
 """
@@ -39,11 +46,17 @@ __all__ = ["ForkServer"]
 # Runs a run in the forked process: (what to run, message fd, output fd). Must not return
 # into the server's loop: the server calls os._exit after it.
 RunBody = Callable[[Any, int, int], None]
-# Runs in the server before each fork (loading the run's pipeline, say).
+# Runs in the server before each fork (loading the run's pipeline, say); what it returns
+# is the thing loaded: something it never returned before means a spare forked earlier
+# lacks it.
 Warm = Callable[[Any], object]
-# Called once in a launched server: its run body and warm-up. Pickled by reference, so a
-# module-level function (or a functools.partial of one with picklable arguments).
-Setup = Callable[[], tuple[RunBody, Warm | None]]
+# Runs in a spare with the last run's task, before the spare waits for its own: work a run
+# like it would do first. Returns a call that undoes it, for a spare let go unused.
+Ahead = Callable[[Any], Callable[[], object] | None]
+# Called once in a launched server: its run body, warm-up and work ahead. Pickled by
+# reference, so a module-level function (or a functools.partial of one with picklable
+# arguments).
+Setup = Callable[[], tuple[RunBody, Warm | None, Ahead | None]]
 
 _INTERNAL_ERROR = 70
 _MAX_MESSAGE = 1 << 20
@@ -60,11 +73,14 @@ class ForkServer:
         self._gone = False
 
     @classmethod
-    def start(cls, body: RunBody, warm: Warm | None = None) -> ForkServer | None:
+    def start(
+        cls, body: RunBody, warm: Warm | None = None, ahead: Ahead | None = None
+    ) -> ForkServer | None:
         """Fork the server now; None where this OS cannot pass descriptors this way.
 
         ``warm(task)`` runs in the server before each fork (loading the run's pipeline,
         say), so what it loads is there, already, in every later run's process.
+        ``ahead(task)`` runs in each spare with the last task (see the module's doc).
         """
         if not hasattr(socket, "SOCK_SEQPACKET") or not hasattr(socket, "send_fds"):
             return None
@@ -77,7 +93,7 @@ class ForkServer:
             code = _INTERNAL_ERROR
             try:
                 ours.close()
-                _serve(theirs, body, warm)
+                _serve(theirs, body, warm, ahead)
                 code = 0
             except BaseException:
                 with contextlib.suppress(BaseException):
@@ -231,8 +247,8 @@ def _launched() -> None:
         sys.argv[1:] = []
         sys.path[:] = pickle.loads(sock.recv(_MAX_MESSAGE))
         setup: Setup = pickle.loads(sock.recv(_MAX_MESSAGE))
-        body, warm = setup()
-        _serve(sock, body, warm)
+        body, warm, ahead = setup()
+        _serve(sock, body, warm, ahead)
         code = 0
     except BaseException:
         with contextlib.suppress(BaseException):
@@ -241,8 +257,33 @@ def _launched() -> None:
         os._exit(code)
 
 
-def _serve(sock: socket.socket, body: RunBody, warm: Warm | None) -> None:
-    """The server's loop: fork a run per request, report each run's pid and exit status."""
+class _Spare:
+    """A process forked ahead of the run it will be, waiting on ``sock`` for its task."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+
+    def hand(self, data: bytes, fds: list[int]) -> bool:
+        """Give it a run (the request as it came, with its descriptors); False when it has
+        gone (then it serves nobody, and the run is forked afresh)."""
+        try:
+            socket.send_fds(self.sock, [data], fds)
+        except OSError:
+            return False
+        finally:
+            self.sock.close()
+        return True
+
+    def let_go(self) -> None:
+        """Tell it no run is coming (it undoes its work ahead and exits; reaped later)."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def _serve(sock: socket.socket, body: RunBody, warm: Warm | None, ahead: Ahead | None) -> None:
+    """The server's loop: hand each request to the spare (or fork one), report each run's
+    pid and exit status, and keep a spare ready."""
     gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
     wake_r, wake_w = os.pipe()
@@ -258,58 +299,144 @@ def _serve(sock: socket.socket, body: RunBody, warm: Warm | None) -> None:
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
     death_signal = _death_signal()
+    server = os.getpid()
+    own_fds = [sock.fileno(), wake_r, wake_w, selector.fileno()]
     runs: set[int] = set()
-    while True:
-        for key, _ in selector.select(wait):
-            if key.fd == wake_r:
-                with contextlib.suppress(BlockingIOError):
-                    while os.read(wake_r, 512):
-                        pass
-                continue
-            data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 2)
-            if not data:  # the engine has gone: nobody would record what runs do
-                for pid in runs:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(pid, signal.SIGKILL)
-                for pid in runs:
-                    with contextlib.suppress(ChildProcessError):
-                        os.waitpid(pid, 0)
-                return
-            key, task = pickle.loads(data)
-            if warm is not None:
-                with contextlib.suppress(Exception):  # the run itself will say what failed
-                    warm(task)
-            server = os.getpid()
-            pid = os.fork()
-            if pid == 0:  # the run
-                code = _INTERNAL_ERROR
+    spare: _Spare | None = None
+    spares: set[int] = set()  # spares forked and not yet reaped, used or not
+    last: Any = None  # the last task: the next one is most likely like it
+    want_spare = False  # set by each request; a spare that dies waiting is not replaced
+    loaded: set[int] = set()  # ids of what ``warm`` returned (kept alive by ``warm``)
+
+    def fork_run(task: Any, fds: list[int]) -> int:
+        pid = os.fork()
+        if pid == 0:  # the run
+            _child(server, death_signal, own_fds, lambda: body(task, fds[0], fds[1]))
+        return pid
+
+    def fork_spare(hint: Any) -> _Spare | None:
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError:
+            return None
+        pid = os.fork()
+        if pid == 0:  # the spare
+            ours.close()
+            _child(server, death_signal, own_fds, lambda: _wait_as_spare(theirs, body, ahead, hint))
+        theirs.close()
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)
+        spares.add(pid)
+        return _Spare(pid, ours)
+
+    try:
+        while True:
+            for key, _ in selector.select(wait):
+                if key.fd == wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        while os.read(wake_r, 512):
+                            pass
+                    continue
+                data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 2)
+                if not data:  # the engine has gone: nobody would record what runs do
+                    for pid in runs:
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.killpg(pid, signal.SIGKILL)
+                    for pid in runs:
+                        with contextlib.suppress(ChildProcessError):
+                            os.waitpid(pid, 0)
+                    return
+                run_key, task = pickle.loads(data)
+                if warm is not None:
+                    with contextlib.suppress(Exception):  # the run itself will say what failed
+                        found = id(warm(task))
+                        if found not in loaded:  # new here: a spare forked before lacks it
+                            loaded.add(found)
+                            if spare is not None:
+                                spare.let_go()
+                                spare = None
+                pid = 0
+                if spare is not None:
+                    if spare.hand(data, list(fds)):
+                        pid = spare.pid
+                    spare = None
+                if not pid:
+                    pid = fork_run(task, list(fds))
+                    with contextlib.suppress(OSError):  # the run does it too; whoever is first
+                        os.setpgid(pid, pid)
+                for fd in fds:
+                    os.close(fd)
+                runs.add(pid)
+                sock.send(pickle.dumps(("spawned", run_key, pid)))
+                last = task
+                want_spare = True
+            while runs or spares:
                 try:
-                    _die_with(server, death_signal)
-                    signal.set_wakeup_fd(-1)
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    selector.close()
-                    sock.close()
-                    os.close(wake_r)
-                    os.close(wake_w)
-                    body(task, fds[0], fds[1])
-                    code = 0
-                except BaseException:
-                    with contextlib.suppress(BaseException):
-                        os.write(2, traceback.format_exc().encode(errors="replace"))
-                finally:
-                    os._exit(code)
-            with contextlib.suppress(OSError):  # the run does it too; whoever is first
-                os.setpgid(pid, pid)
-            for fd in fds:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                spares.discard(pid)
+                if spare is not None and pid == spare.pid:  # it died waiting
+                    spare.let_go()
+                    spare = None
+                if pid in runs:
+                    runs.discard(pid)
+                    sock.send(pickle.dumps(("exit", pid, status)))
+            if want_spare and spare is None:
+                want_spare = False
+                spare = fork_spare(last)
+    finally:
+        if spare is not None:
+            spare.let_go()
+        for pid in spares - runs:  # let go: each undoes its work ahead and exits
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _child(
+    server: int,
+    death_signal: Callable[[], object] | None,
+    fds: list[int],
+    then: Callable[[], object],
+) -> None:
+    """In a process just forked from the server: leave the server's ways and descriptors
+    behind, then ``then()``; never returns."""
+    code = _INTERNAL_ERROR
+    try:
+        _die_with(server, death_signal)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in fds:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            runs.add(pid)
-            sock.send(pickle.dumps(("spawned", key, pid)))
-        while runs:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-            if pid == 0:
-                break
-            runs.discard(pid)
-            sock.send(pickle.dumps(("exit", pid, status)))
+        then()
+        code = 0
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            os.write(2, traceback.format_exc().encode(errors="replace"))
+    finally:
+        os._exit(code)
+
+
+def _wait_as_spare(sock: socket.socket, body: RunBody, ahead: Ahead | None, hint: Any) -> None:
+    """A spare's life: work ahead for a run like ``hint``, wait for a run, be it."""
+    undo = None
+    if ahead is not None:
+        with contextlib.suppress(Exception):  # the run itself does what was not done
+            undo = ahead(hint)
+    try:
+        data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 2)
+    except OSError:
+        data, fds = b"", []
+    sock.close()
+    if not data:  # let go
+        if undo is not None:
+            undo()
+        return
+    _, task = pickle.loads(data)
+    body(task, fds[0], fds[1])
 
 
 def _death_signal() -> Callable[[], object] | None:

@@ -95,10 +95,21 @@ def _run(
     runprocess.run(resolve(task), task, writer, output_fd, outputs)
 
 
-def _reference_server(outputs: OutputStore) -> tuple[forkserver.RunBody, forkserver.Warm]:
-    """The run body and warm-up of a launched fork server: pipelines by reference."""
+def _copy_ahead(task: RunTask) -> Callable[[], object] | None:
+    """Work a spare does ahead for a run like ``task``: a working copy of the same snapshot
+    beside where the run's would go, which the next such run takes by renaming it."""
+    if task.workdir is None or task.source_root is None:
+        return None
+    return workspace.copy_ahead(pathlib.Path(task.source_root), pathlib.Path(task.workdir).parent)
+
+
+def _reference_server(
+    outputs: OutputStore,
+) -> tuple[forkserver.RunBody, forkserver.Warm, forkserver.Ahead]:
+    """The run body, warm-up and work ahead of a launched fork server: pipelines by
+    reference."""
     resolve = ReferenceLoader()
-    return functools.partial(_run, resolve, outputs), resolve
+    return functools.partial(_run, resolve, outputs), resolve, _copy_ahead
 
 
 class RunListener(Protocol):
@@ -260,7 +271,7 @@ class Session:
             )
         elif executor.use_fork_server:
             self._server = forkserver.ForkServer.start(
-                functools.partial(_run, resolve, executor.outputs), warm=resolve
+                functools.partial(_run, resolve, executor.outputs), warm=resolve, ahead=_copy_ahead
             )
         self._early_exits: dict[int, int] = {}  # exits reported before their pid was bound
         if self._server is not None:

@@ -15,10 +15,11 @@ import fcntl
 import os
 import pathlib
 import shutil
+from collections.abc import Callable
 
 from runyard import errors
 
-__all__ = ["Workspace", "copy_tree", "current", "enter", "link_data", "list_tree"]
+__all__ = ["Workspace", "copy_ahead", "copy_tree", "current", "enter", "link_data", "list_tree"]
 
 # ioctl(dest_fd, FICLONE, src_fd): share blocks copy-on-write where the filesystem can.
 _FICLONE = getattr(fcntl, "FICLONE", 0x40049409)
@@ -96,6 +97,7 @@ class _Tree:
 
 _trees: dict[str, _Tree] = {}
 _can_clone = [True]  # until the filesystem refuses a reflink once
+_ahead: list[tuple[str, pathlib.Path]] = []  # a copy made ahead: (its source, where it is)
 
 
 def list_tree(source: pathlib.Path) -> None:
@@ -116,8 +118,47 @@ def copy_tree(source: pathlib.Path, dest: pathlib.Path) -> int:
     tree = _trees[str(source)]
     if dest.exists():
         shutil.rmtree(dest)
+    if _ahead:
+        made_of, made = _ahead.pop()
+        if made_of == str(source) and made.parent == dest.parent:
+            try:
+                os.rename(made, dest)
+                return len(tree.files)
+            except OSError:
+                pass
+        shutil.rmtree(made, ignore_errors=True)
     dest.mkdir(parents=True)
-    base = str(dest)
+    _fill(tree, str(dest))
+    return len(tree.files)
+
+
+def copy_ahead(source: pathlib.Path, parent: pathlib.Path) -> Callable[[], None]:
+    """Copy ``source`` now into a hidden folder of ``parent``, which the next ``copy_tree``
+    of ``source`` into ``parent`` (in this process) takes by renaming it: the copy is made
+    before the run that needs it is known. Returns a call that removes the copy when no run
+    took it."""
+    list_tree(source)
+    made = parent / f".ahead-{os.getpid()}"
+    if made.exists():
+        shutil.rmtree(made)
+    made.mkdir(parents=True)
+    try:
+        _fill(_trees[str(source)], str(made))
+    except BaseException:
+        shutil.rmtree(made, ignore_errors=True)
+        raise
+    _ahead[:] = [(str(source), made)]
+
+    def discard() -> None:
+        for _, where in _ahead:
+            shutil.rmtree(where, ignore_errors=True)
+        _ahead.clear()
+
+    return discard
+
+
+def _fill(tree: _Tree, base: str) -> None:
+    """Copy ``tree``'s folders and files into the empty folder ``base``."""
     for folder in tree.folders:
         os.mkdir(os.path.join(base, folder))
     for relative, mode in tree.files:
@@ -131,7 +172,6 @@ def copy_tree(source: pathlib.Path, dest: pathlib.Path) -> int:
                 os.close(fout)
         finally:
             os.close(fin)
-    return len(tree.files)
 
 
 def _copy(fin: int, fout: int) -> None:
