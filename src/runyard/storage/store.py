@@ -42,7 +42,8 @@ _MANY_QUEUED = 1000
 
 _RUN_TIME_COLUMN = {
     states.RunState.QUEUED: "queued_at",
-    states.RunState.STARTING: "started_at",
+    states.RunState.STARTING: "started_at",  # claimed; then, once running, when it started
+    states.RunState.RUNNING: "started_at",
     states.RunState.SUCCESS: "finished_at",
     states.RunState.FAILURE: "finished_at",
     states.RunState.KILLED: "finished_at",

@@ -9,6 +9,7 @@ two of them, and a run whose worker dies is found when its lease expires.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import os
@@ -47,6 +48,11 @@ class WorkerOptions:
     reap_every: float = 2.0  # how often to look for runs whose worker was lost
     run_timeout: float | None = None  # for runs whose job sets none
     memory_limit_mb: int | None = None  # for runs whose job sets none
+    # Runs claimed ahead of a free slot (None: as many as ``slots``, and none for a worker
+    # that exits when idle): a slot that frees starts one of them at once, and one claim
+    # serves several runs. Bounded by each job's max_parallel_runs like any claim, since a
+    # claimed run counts as active.
+    prefetch: int | None = None
 
 
 class Companion(Protocol):
@@ -128,6 +134,11 @@ class Worker:
         )
         self._draining = False
         self._killing = False
+        self._ready: collections.deque[records.Run] = collections.deque()  # claimed ahead
+        prefetch = self.options.prefetch
+        if prefetch is None:  # a foreground job's runs stay queued until a slot is free
+            prefetch = 0 if exit_when_idle else self.options.slots
+        self._prefetch = max(0, prefetch)
 
     def shut_down(self, *, kill: bool = False) -> None:
         """Stop claiming; let running runs finish, or with ``kill`` stop them now. Safe to
@@ -163,6 +174,10 @@ class Worker:
                         companion.start()
                         running.append(companion)
                     self._loop(session)
+                except BaseException:
+                    # Written with the runs the session kills as it closes.
+                    self._end_ready("run stopped: runyard was interrupted")
+                    raise
                 finally:
                     for companion in reversed(running):
                         companion.stop()
@@ -176,19 +191,24 @@ class Worker:
         next_claim = next_beat = next_reap = 0.0
         while True:
             now = time.monotonic()
-            if self._killing and session.running:
+            if self._killing and (session.running or self._ready):
                 session.kill_all("run stopped: its worker was shut down")
-            if self._draining and not session.running:
+                self._end_ready("run stopped: its worker was shut down")
+            if self._draining and not session.running and not self._ready:
+                self._recorder.flush(force=True)
                 self._prune()
                 return
-            if self._recorder.has_finished:
-                # A run has ended: write it now, so the claim sees its slot (and its job's
-                # limit) free, and claim at once rather than after the poll interval. The
-                # claim writes it first, in its own transaction.
+            if self._ready and session.free > 0:
+                self._start(session, self._take_ready(session.free))
+            if self._recorder.has_finished and not self._ready:
+                # A run has ended and none claimed ahead took its slot: claim at once rather
+                # than after the poll interval. The claim writes what the runs reported
+                # first, in its own transaction, so it sees the slot (and the job's limit)
+                # free.
                 next_claim = now
-                if self._draining or session.free == 0:
-                    self._recorder.flush(force=True)
-                    self._wake_notifier()
+            if self._draining and self._recorder.has_finished:
+                self._recorder.flush(force=True)
+                self._wake_notifier()
             if not self._draining and session.free > 0 and now >= next_claim:
                 asked = session.free
                 started = self._claim_and_start(session, asked)
@@ -197,15 +217,18 @@ class Worker:
                     self.exit_when_idle
                     and started == 0
                     and not session.running
+                    and not self._ready
                     and not self._waiting()
                 ):
+                    self._recorder.flush(force=True)
                     self._prune()
                     return
             if now >= next_beat:
                 at = self.clock()
                 lease_until = at + dt.timedelta(seconds=opts.lease)
                 for run_id in self.store.heartbeat(self.id, at=at, lease_until=lease_until):
-                    session.stop(run_id, grace=opts.grace)
+                    if not session.stop(run_id, grace=opts.grace):
+                        self._end_ready("stopped by request", only=run_id)
                 if self._on_heartbeat is not None:
                     self._on_heartbeat()
                     next_claim = now  # a tick may have queued runs
@@ -215,6 +238,30 @@ class Worker:
                 self._prune()
                 next_reap = now + opts.reap_every
             session.poll(min(opts.poll, max(0.0, next_beat - time.monotonic())))
+            if (
+                self._recorder.has_finished
+                and self._recorder.due
+                and (self._ready or session.free == 0)
+            ):
+                # Ended runs whose slots went to runs claimed ahead: no claim writes them
+                # now, so they are written at the recorder's pace.
+                self._recorder.flush(force=True)
+                self._wake_notifier()
+
+    def _take_ready(self, most: int) -> list[records.Run]:
+        return [self._ready.popleft() for _ in range(min(most, len(self._ready)))]
+
+    def _end_ready(self, reason: str, *, only: str | None = None) -> None:
+        """End runs claimed ahead that never started (all, or run ``only``) as KILLED."""
+        kept: collections.deque[records.Run] = collections.deque()
+        for run in self._ready:
+            if only is not None and run.id != only:
+                kept.append(run)
+                continue
+            job = self._job(run.job_id)
+            follow_up = job.retry is not None or bool(job.hooks)
+            self._recorder.end_unstarted(run, reason, at=time.time(), follow_up=follow_up)
+        self._ready = kept
 
     def _wake_notifier(self) -> None:
         """Runs ended and what they noticed is written: have it delivered now (when a run
@@ -238,13 +285,15 @@ class Worker:
                 self._workdirs.discard(pruned.run_ids)
 
     def _claim_and_start(self, session: processes.Session, asked: int) -> int:
+        """Claim runs for ``asked`` free slots (and as many ahead as ``prefetch`` allows)
+        and start them; how many started."""
         # What the runs reported since the last write goes in the claim's transaction.
         changes, finished = self._recorder.take()
         at = self.clock()
         claimed = self.store.claim_runs(
             job_id=self.job_id,
             worker=self.name,
-            limit=asked,
+            limit=asked + self._prefetch,
             at=at,
             worker_id=self.id,
             lease_until=at + dt.timedelta(seconds=self.options.lease),
@@ -254,7 +303,12 @@ class Worker:
         self._recorder.written(finished)
         if finished:
             self._wake_notifier()
-        for run in claimed:
+        self._ready.extend(claimed[asked:])
+        self._start(session, claimed[:asked])
+        return min(len(claimed), asked)
+
+    def _start(self, session: processes.Session, runs: Sequence[records.Run]) -> None:
+        for run in runs:
             job = self._job(run.job_id)
             follow_up = job.retry is not None or bool(job.hooks)
             try:
@@ -287,7 +341,6 @@ class Worker:
                 ),
                 pipeline,
             )
-        return len(claimed)
 
     def _job(self, job_id: str) -> records.Job:
         job = self._jobs.get(job_id)

@@ -93,6 +93,11 @@ class Recorder:
         """Whether a run has ended since the last write."""
         return bool(self._finished)
 
+    @property
+    def due(self) -> bool:
+        """Whether ``flush_interval`` has passed since the last write."""
+        return time.monotonic() - self._last_flush >= self.flush_interval
+
     def track(
         self,
         run: records.Run,
@@ -112,6 +117,14 @@ class Recorder:
         """Record that a claimed run could not be started (its pipeline would not load)."""
         tracked = _Tracked(run, None, follow_up)
         self._move_run(tracked, _R.FAILURE, _time(at), reason=reason, kinds=("LoadError",))
+        self._end(tracked)
+
+    def end_unstarted(
+        self, run: records.Run, reason: str, *, at: float, follow_up: bool = True
+    ) -> None:
+        """Record that a run claimed ahead of a free slot was stopped before it started."""
+        tracked = _Tracked(run, None, follow_up)
+        self._move_run(tracked, _R.KILLED, _time(at), reason=reason)
         self._end(tracked)
 
     # -- RunListener -------------------------------------------------------------------
@@ -289,7 +302,7 @@ class Recorder:
             changes["worker"] = worker
         if reason is not None:
             changes["reason"] = reason
-        if new is _R.RUNNING and tracked.run.started_at is None:
+        if new is _R.RUNNING:  # its process started (it may have waited, claimed ahead)
             changes["started_at"] = when
         if new in states.FINISHED_RUN_STATES:
             changes["finished_at"] = when
