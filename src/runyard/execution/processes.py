@@ -33,7 +33,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from runyard import errors
 from runyard.core import pipelines, states
@@ -466,42 +466,50 @@ class Session:
 
     def _read_messages(self, child: _Child) -> None:
         self._ensure_pid(child)
-        run_id = child.task.run_id
-        listener = self.listener
         try:
             while child.conn.poll():
                 message = child.conn.recv()
-                kind = message[0]
-                if kind == "step_finished" and child.out_fd != -1:
-                    # Bytes written straight to fds 1/2 before a step finished are that
-                    # step's; the runner writes nothing between steps.
-                    self._read_output(child)
-                if kind == "step_started":
-                    child.current_step = message[1]
-                    limit = (child.task.step_timeouts or {}).get(message[1])
-                    child.step_deadline = time.monotonic() + limit if limit else None
-                    listener.step_started(run_id, message[1], message[2], message[3])
-                elif kind == "step_finished":
-                    child.current_step = None
-                    child.step_deadline = None
-                    listener.step_finished(
-                        run_id,
-                        message[1],
-                        states.StepState(message[2]),
-                        message[3],
-                        message[4],
-                        message[5],
-                    )
-                elif kind == "output_stored":
-                    listener.output_stored(run_id, *message[1:])
-                elif kind == "log_lines":
-                    listener.log_lines(run_id, message[1])
-                elif kind == "done":
-                    self._ended(child)
+                if message[0] == "batch":
+                    for part in message[1]:
+                        self._handle(child, part)
+                else:
+                    self._handle(child, message)
         except (EOFError, OSError):
             self._selector.unregister(child.conn)
             child.conn.close()
             child.conn_open = False
+
+    def _handle(self, child: _Child, message: tuple[Any, ...]) -> None:
+        """One message of a run's process."""
+        run_id = child.task.run_id
+        listener = self.listener
+        kind = message[0]
+        if kind == "step_finished" and child.out_fd != -1:
+            # Bytes written straight to fds 1/2 before a step finished are that step's;
+            # the runner writes nothing between steps.
+            self._read_output(child)
+        if kind == "step_started":
+            child.current_step = message[1]
+            limit = (child.task.step_timeouts or {}).get(message[1])
+            child.step_deadline = time.monotonic() + limit if limit else None
+            listener.step_started(run_id, message[1], message[2], message[3])
+        elif kind == "step_finished":
+            child.current_step = None
+            child.step_deadline = None
+            listener.step_finished(
+                run_id,
+                message[1],
+                states.StepState(message[2]),
+                message[3],
+                message[4],
+                message[5],
+            )
+        elif kind == "output_stored":
+            listener.output_stored(run_id, *message[1:])
+        elif kind == "log_lines":
+            listener.log_lines(run_id, message[1])
+        elif kind == "done":
+            self._ended(child)
 
     def _ended(self, child: _Child) -> None:
         """The run reported all it did: it has ended, whatever becomes of its process now

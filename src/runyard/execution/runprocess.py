@@ -131,6 +131,9 @@ def run(
 
 
 class _Observer:
+    """Reports the runner's events to the engine. A step's outputs go with its end, in one
+    message: the engine records them together anyway."""
+
     def __init__(
         self,
         run_id: str,
@@ -142,13 +145,16 @@ class _Observer:
         self.send = send
         self.outputs = outputs
         self.lines = lines
+        # Outputs stored by each running step (steps may run at once, on threads).
+        self.stored: dict[str, list[tuple[Any, ...]]] = {}
 
     def step_started(self, step: str, at: float, *, attempt: int = 1) -> None:
         self.send(("step_started", step, at, attempt))
 
     def output_ready(self, step: str, output: str, value: Any) -> None:
         uri, size, serializer = self.outputs.put(self.run_id, step, output, value)
-        self.send(("output_stored", step, output, uri, size, serializer, time.time()))
+        message = ("output_stored", step, output, uri, size, serializer, time.time())
+        self.stored.setdefault(step, []).append(message)
 
     def keep_file(self, step: str, path: pathlib.Path) -> str:
         return self.outputs.keep_file(self.run_id, step, path)
@@ -163,7 +169,9 @@ class _Observer:
         attempt: int = 1,
     ) -> None:
         self.lines.flush()
-        self.send(("step_finished", step, state.value, at, error, attempt))
+        finished = ("step_finished", step, state.value, at, error, attempt)
+        stored = self.stored.pop(step, None)
+        self.send(("batch", [*stored, finished]) if stored else finished)
 
 
 def describe_exit(status: int) -> str:
