@@ -414,8 +414,10 @@ def bench_e1(st: Store, sizes: Sizes, fork_floor: float) -> Row:
 
 def phases(app: runyard.Runyard, job_id: str) -> tuple[str, dict[str, float]]:
     """Where each finished run's time went, from its events: claimed (STARTING: the
-    engine's clock before the claim) -> fork requested (RUNNING) -> step started and
-    finished (the run's clock) -> reaped (SUCCESS); and from a run's end to the next claim."""
+    engine's clock before the claim) -> fork requested (RUNNING; a run claimed ahead of a
+    free slot waits here for one) -> step started and finished (the run's clock) -> reaped
+    (SUCCESS); and from a run's end to the next claim. "Held" counts the runs an engine has
+    claimed and not finished: those running and those claimed ahead."""
     seen: dict[str, dict[tuple[str, str | None], float]] = {}
     for event in app.events(job_id=job_id):
         if event.run_id is not None:
@@ -454,10 +456,11 @@ def phases(app: runyard.Runyard, job_id: str) -> tuple[str, dict[str, float]]:
     text = (
         f"Per run (medians): claimed -> fork requested {med['claim']:.1f} ms, -> step started "
         f"{med['fork']:.1f} ms, step {med['step']:.1f} ms, -> reaped {med['reap']:.1f} ms; "
-        f"a run's end -> the next claim {wait_med:.1f} ms; slots busy on average {busy:.2f}"
+        f"a run's end -> the next claim {wait_med:.1f} ms; runs held (running or claimed "
+        f"ahead) on average {busy:.2f}"
     )
     extra = {f"phase_{k}_ms": v for k, v in med.items()}
-    return text, extra | {"end_to_next_claim_ms": wait_med, "slots_busy": busy}
+    return text, extra | {"end_to_next_claim_ms": wait_med, "runs_held": busy}
 
 
 def bench_e2(
@@ -498,7 +501,7 @@ def bench_e2(
     if wrong or not done or (not capped and len(done) != runs):
         ended = sorted({str(r.state) for r in records})
         raise SystemExit(f"{workload} job {job.id}: runs ended {ended}: {wrong[:1]}")
-    first = min(r.started_at for r in records if r.started_at is not None)
+    first = min(r.started_at for r in records if r.started_at is not None)  # process start
     last = max(r.finished_at for r in done if r.finished_at is not None)
     span = (last - first).total_seconds()
     rate = len(done) / span
@@ -519,7 +522,7 @@ def bench_e2(
         floor_text=f"{1 / floor:,.0f} runs/s",
         target=f">= {E2_TARGET_RUNS_PER_S:.0f} runs/s",
         met=rate >= E2_TARGET_RUNS_PER_S,
-        note=f"{how_many}, max_parallel_runs {parallel}: first claim to last finish "
+        note=f"{how_many}, max_parallel_runs {parallel}: first start to last finish "
         f"{span:.1f} s ({span / len(done) * 1e3:.2f} ms/run). {cpu_text}. {phase_text}",
         extra={
             "runs_per_s": rate,

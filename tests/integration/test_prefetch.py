@@ -1,5 +1,7 @@
-"""A long-running worker claims runs ahead of its free slots: a slot that frees starts one at
-once, one claim serves several runs, and a run claimed ahead is never lost or run twice."""
+"""A long-running worker claims runs ahead of its free slots while its runs are short: a slot
+that frees starts one at once, one claim serves several runs, and a run claimed ahead is never
+lost or run twice. Each job here starts with a quick run: the worker claims ahead only once
+it has seen that runs are short."""
 
 import itertools
 import threading
@@ -21,8 +23,10 @@ def started(app: service.Runyard) -> Iterator[Callable[..., engine.Worker]]:
     """Start a worker on a thread; every one started is shut down and joined at the end."""
     threads: list[tuple[engine.Worker, threading.Thread]] = []
 
-    def start(*, slots: int, prefetch: int) -> engine.Worker:
-        options = engine.WorkerOptions(slots=slots, prefetch=prefetch, poll=0.02, heartbeat=0.05)
+    def start(*, slots: int, prefetch: int, below: float = 1.0) -> engine.Worker:
+        options = engine.WorkerOptions(
+            slots=slots, prefetch=prefetch, prefetch_below=below, poll=0.02, heartbeat=0.05
+        )
         working = app.worker(kind="worker", options=options)
         thread = threading.Thread(target=working.run, daemon=True)
         thread.start()
@@ -52,13 +56,13 @@ def test_runs_claimed_ahead_start_only_as_slots_free(
 ) -> None:
     pipe = load("slow.py:slow_pipeline")
     job = app.create_job(
-        pipe, grid={"slow": {"seconds": [0.3, 0.31, 0.32, 0.33]}}, max_parallel_runs=8
+        pipe, grid={"slow": {"seconds": [0.01, 0.3, 0.31, 0.32, 0.33]}}, max_parallel_runs=8
     )
     started(slots=1, prefetch=2)
     app.start_job(job.id)
     # While the first runs, the next two are claimed for this worker but not started.
     wait_for(
-        lambda: sorted(states_of(app, job.id)) == [R.QUEUED, R.RUNNING, R.STARTING, R.STARTING]
+        lambda: states_of(app, job.id) == [R.SUCCESS, R.RUNNING, R.STARTING, R.STARTING, R.QUEUED]
     )
     assert app.wait_job(job.id, timeout=60).state is states.JobState.SUCCESS
     # One slot: each run's process started after the one before it finished.
@@ -71,17 +75,19 @@ def test_a_run_claimed_ahead_and_stopped_ends_killed_without_running(
     app: service.Runyard, load: Load, started: Callable[..., engine.Worker]
 ) -> None:
     pipe = load("slow.py:slow_pipeline")
-    job = app.create_job(pipe, grid={"slow": {"seconds": [0.6, 0.01, 0.02]}}, max_parallel_runs=8)
+    job = app.create_job(
+        pipe, grid={"slow": {"seconds": [0.01, 0.6, 0.01, 0.02]}}, max_parallel_runs=8
+    )
     started(slots=1, prefetch=1)
     app.start_job(job.id)
-    first, second, third = sorted(app.list_runs(job.id), key=lambda r: r.index)
-    wait_for(lambda: states_of(app, job.id) == [R.RUNNING, R.STARTING, R.QUEUED])
+    quick, first, second, third = sorted(app.list_runs(job.id), key=lambda r: r.index)
+    wait_for(lambda: states_of(app, job.id) == [R.SUCCESS, R.RUNNING, R.STARTING, R.QUEUED])
     app.stop_run(second.id)
     assert app.wait_job(job.id, timeout=60).state is states.JobState.KILLED
     stopped = app.get_run(second.id)
     assert stopped.state is R.KILLED and stopped.reason == "stopped by request"
     assert app.step_runs(second.id) == []  # its process never started
-    assert [app.get_run(r.id).state for r in (first, third)] == [R.SUCCESS, R.SUCCESS]
+    assert [app.get_run(r.id).state for r in (quick, first, third)] == [R.SUCCESS] * 3
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["drain", "kill"])
@@ -90,21 +96,23 @@ def test_shutting_down_never_leaves_a_run_claimed_ahead_behind(
 ) -> None:
     pipe = load("slow.py:slow_pipeline")
     job = app.create_job(
-        pipe, grid={"slow": {"seconds": [0.5, 0.01, 0.02, 0.03]}}, max_parallel_runs=8
+        pipe, grid={"slow": {"seconds": [0.01, 0.5, 0.01, 0.02, 0.03]}}, max_parallel_runs=8
     )
     working = started(slots=1, prefetch=2)
     app.start_job(job.id)
-    wait_for(lambda: states_of(app, job.id) == [R.RUNNING, R.STARTING, R.STARTING, R.QUEUED])
+    wait_for(
+        lambda: states_of(app, job.id) == [R.SUCCESS, R.RUNNING, R.STARTING, R.STARTING, R.QUEUED]
+    )
     working.shut_down(kill=kill)
     wait_for(lambda: not {R.STARTING, R.RUNNING} & set(states_of(app, job.id)))
     found = sorted(app.list_runs(job.id), key=lambda r: r.index)
     if kill:
         # The running run and the two claimed ahead are stopped; the last was never claimed.
-        assert [r.state for r in found] == [R.KILLED, R.KILLED, R.KILLED, R.QUEUED]
-        assert all(app.step_runs(r.id) == [] for r in found[1:3])
+        assert [r.state for r in found] == [R.SUCCESS, R.KILLED, R.KILLED, R.KILLED, R.QUEUED]
+        assert all(app.step_runs(r.id) == [] for r in found[2:4])
     else:
         # Draining finishes what it claimed, and claims nothing more.
-        assert [r.state for r in found] == [R.SUCCESS, R.SUCCESS, R.SUCCESS, R.QUEUED]
+        assert [r.state for r in found] == [R.SUCCESS] * 4 + [R.QUEUED]
 
 
 def test_a_foreground_job_claims_nothing_ahead(app: service.Runyard, load: Load) -> None:
@@ -120,3 +128,20 @@ def test_a_foreground_job_claims_nothing_ahead(app: service.Runyard, load: Load)
         states.JobState.SUCCESS
     )
     assert seen and all(s.count(R.STARTING) + s.count(R.RUNNING) <= 1 for s in seen)
+
+
+def test_runs_that_are_not_short_are_claimed_only_for_a_free_slot(
+    app: service.Runyard, load: Load, started: Callable[..., engine.Worker]
+) -> None:
+    pipe = load("slow.py:slow_pipeline")
+    job = app.create_job(pipe, grid={"slow": {"seconds": [0.2] * 4}}, max_parallel_runs=8)
+    started(slots=1, prefetch=2, below=0.1)  # runs of 0.2 s are long here
+    app.start_job(job.id)
+    seen: list[list[R]] = []
+    deadline = time.monotonic() + 60
+    while R.QUEUED in (now := states_of(app, job.id)) or R.RUNNING in now:
+        seen.append(now)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert app.wait_job(job.id, timeout=60).state is states.JobState.SUCCESS
+    assert all(s.count(R.STARTING) + s.count(R.RUNNING) <= 1 for s in seen)

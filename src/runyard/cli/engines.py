@@ -35,6 +35,16 @@ LeaseOpt = Annotated[
         "another worker recovers it.",
     ),
 ]
+PrefetchOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--prefetch",
+        min=0,
+        help="Runs claimed ahead of a free slot, so a slot that frees starts one at once; "
+        "default: as many as --slots. 0 claims a run only for a free slot (fairer between "
+        "workers sharing a queue, slower on short runs).",
+    ),
+]
 GraceOpt = Annotated[
     float,
     typer.Option(
@@ -48,6 +58,7 @@ GraceOpt = Annotated[
 
 def serve(
     slots: SlotsOpt = None,
+    prefetch: PrefetchOpt = None,
     lease: LeaseOpt = 15.0,
     grace: GraceOpt = 5.0,
     host: Annotated[
@@ -90,7 +101,7 @@ def serve(
             raise errors.UsageError("--no-workers --no-api would serve nothing; drop one")
         _api_only(host, port, auth)
         return
-    _work("serve", slots, lease, grace, api=(host, port, auth) if api else None)
+    _work("serve", slots, prefetch, lease, grace, api=(host, port, auth) if api else None)
 
 
 def _api_only(host: str, port: int, auth: bool) -> None:
@@ -120,10 +131,15 @@ def _api_only(host: str, port: int, auth: bool) -> None:
     render.err_console.print("runyard serve stopped", markup=False)
 
 
-def worker(slots: SlotsOpt = None, lease: LeaseOpt = 15.0, grace: GraceOpt = 5.0) -> None:
+def worker(
+    slots: SlotsOpt = None,
+    prefetch: PrefetchOpt = None,
+    lease: LeaseOpt = 15.0,
+    grace: GraceOpt = 5.0,
+) -> None:
     """Run a worker: execute queued runs of this store (several workers, on several hosts,
     can share one PostgreSQL store) until stopped; signals as for `runyard serve`."""
-    _work("worker", slots, lease, grace)
+    _work("worker", slots, prefetch, lease, grace)
 
 
 def _announce(api: server.ApiServer) -> None:
@@ -150,6 +166,7 @@ def _data_jobs(ryard: service.Runyard) -> datajobs.DataJobPoller:
 def _work(
     kind: str,
     slots: int | None,
+    prefetch: int | None,
     lease: float,
     grace: float,
     *,
@@ -165,6 +182,7 @@ def _work(
     companions.append(_data_jobs(ryard))
     options = engine.WorkerOptions(
         slots=slots or os.cpu_count() or 1,
+        prefetch=prefetch,
         lease=lease,
         grace=grace,
         heartbeat=min(0.5, lease / 3),

@@ -51,8 +51,12 @@ class WorkerOptions:
     # Runs claimed ahead of a free slot (None: as many as ``slots``, and none for a worker
     # that exits when idle): a slot that frees starts one of them at once, and one claim
     # serves several runs. Bounded by each job's max_parallel_runs like any claim, since a
-    # claimed run counts as active.
+    # claimed run counts as active. Only while this worker's runs are short (take less than
+    # ``prefetch_below`` seconds, on a moving average): for longer runs a claim costs
+    # nothing worth saving, and a run held ahead would wait for a slot here while another
+    # worker's stands free.
     prefetch: int | None = None
+    prefetch_below: float = 1.0
 
 
 class Companion(Protocol):
@@ -248,6 +252,13 @@ class Worker:
                 self._recorder.flush(force=True)
                 self._wake_notifier()
 
+    def _ahead(self) -> int:
+        """How many runs to claim ahead now: ``prefetch`` while runs here are short."""
+        typical = self._recorder.typical_run
+        if typical is None or typical >= self.options.prefetch_below:
+            return 0
+        return self._prefetch
+
     def _take_ready(self, most: int) -> list[records.Run]:
         return [self._ready.popleft() for _ in range(min(most, len(self._ready)))]
 
@@ -293,7 +304,7 @@ class Worker:
         claimed = self.store.claim_runs(
             job_id=self.job_id,
             worker=self.name,
-            limit=asked + self._prefetch,
+            limit=asked + self._ahead(),
             at=at,
             worker_id=self.id,
             lease_until=at + dt.timedelta(seconds=self.options.lease),

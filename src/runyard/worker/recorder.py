@@ -87,6 +87,8 @@ class Recorder:
         self._changes = store_mod.Changes()
         self._finished: list[records.Run] = []
         self._followed_up = False  # a run of a job with hooks or retries ended since `take`
+        # Seconds a run here takes, start to end: a moving average of the runs that ran.
+        self.typical_run: float | None = None
 
     @property
     def has_finished(self) -> bool:
@@ -223,6 +225,11 @@ class Recorder:
             self._move_run(
                 tracked, _R.KILLED if killed else _R.FAILURE, when, reason=reason, kinds=kinds
             )
+        started = tracked.run.started_at
+        if started is not None:
+            took = (when - started).total_seconds()
+            typical = self.typical_run
+            self.typical_run = took if typical is None else 0.8 * typical + 0.2 * took
         self._end(tracked)
 
     def flush(self, *, force: bool = False) -> None:
