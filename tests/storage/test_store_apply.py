@@ -82,7 +82,8 @@ def test_one_batch_takes_several_runs_through_several_states(
         run = store.get_run(runs[name].id)
         _, new, when, reason = path[-1]
         assert (run.state, run.finished_at, run.reason) == (new, at(when), reason), name
-        assert (run.started_at, run.worker) == (at(2), "w:1"), name
+        # Claimed at 2; started_at is then when its process started (RUNNING).
+        assert (run.started_at, run.worker) == (at(path[0][2]), "w:1"), name
         assert run_moves(store, run) == claimed + [
             (str(old), str(new), at(when), reason) for old, new, when, reason in path
         ], name

@@ -29,12 +29,21 @@ Clock = Callable[[float], dt.datetime]
 def _finish(
     store: store_mod.Store, run: records.Run, new: R, when: dt.datetime, reason: str | None = None
 ) -> None:
-    """Take a STARTING run through RUNNING (and FINISHING unless it fails) to ``new``."""
+    """Take a STARTING run through RUNNING (at once, as it was claimed: its start time stays
+    the claim's) and FINISHING unless it fails, to ``new`` at ``when``."""
     path = [R.STARTING, R.RUNNING] + ([] if new == R.FAILURE else [R.FINISHING]) + [new]
+    assert run.started_at is not None
     store.apply(
         store_mod.Changes(
             runs=[
-                store_mod.RunTransition(run.id, run.job_id, old, nxt, when, reason=reason)
+                store_mod.RunTransition(
+                    run.id,
+                    run.job_id,
+                    old,
+                    nxt,
+                    run.started_at if nxt is R.RUNNING else when,
+                    reason=reason,
+                )
                 for old, nxt in itertools.pairwise(path)
             ]
         )
