@@ -39,9 +39,9 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["ForkServer"]
+__all__ = ["ForkServer", "exit_after"]
 
 # Runs a run in the forked process: (what to run, message fd, output fd). Must not return
 # into the server's loop: the server calls os._exit after it.
@@ -90,16 +90,12 @@ class ForkServer:
             return None
         pid = os.fork()
         if pid == 0:  # the server; never returns
-            code = _INTERNAL_ERROR
-            try:
+
+            def server() -> None:
                 ours.close()
                 _serve(theirs, body, warm, ahead)
-                code = 0
-            except BaseException:
-                with contextlib.suppress(BaseException):
-                    os.write(2, traceback.format_exc().encode(errors="replace"))
-            finally:
-                os._exit(code)
+
+            exit_after(server)
         theirs.close()
         return cls(pid, ours)
 
@@ -241,20 +237,16 @@ _BOOT = "import runyard.execution.forkserver as f; f._launched()"
 
 def _launched() -> None:
     """The main of a server started by ``ForkServer.launch``; never returns."""
-    code = _INTERNAL_ERROR
-    try:
+
+    def main() -> None:
         sock = socket.socket(fileno=int(sys.argv[1]))
         sys.argv[1:] = []
         sys.path[:] = pickle.loads(sock.recv(_MAX_MESSAGE))
         setup: Setup = pickle.loads(sock.recv(_MAX_MESSAGE))
         body, warm, ahead = setup()
         _serve(sock, body, warm, ahead)
-        code = 0
-    except BaseException:
-        with contextlib.suppress(BaseException):
-            os.write(2, traceback.format_exc().encode(errors="replace"))
-    finally:
-        os._exit(code)
+
+    exit_after(main)
 
 
 class _Spare:
@@ -403,14 +395,25 @@ def _child(
 ) -> None:
     """In a process just forked from the server: leave the server's ways and descriptors
     behind, then ``then()``; never returns."""
-    code = _INTERNAL_ERROR
-    try:
+
+    def child() -> None:
         _die_with(server, death_signal)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        then()
+
+    exit_after(child)
+
+
+def exit_after(then: Callable[[], object]) -> NoReturn:
+    """End this (forked or launched) process once ``then()`` returns: exit code 0, or 70
+    with the traceback on fd 2 when it raised. Never returns into the caller, whose stack
+    is the parent's."""
+    code = _INTERNAL_ERROR
+    try:
         then()
         code = 0
     except BaseException:

@@ -31,7 +31,6 @@ import signal
 import socket
 import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -392,17 +391,13 @@ class Session:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the run's process; never returns
-            code = runprocess.INTERNAL_ERROR
-            try:
+
+            def child() -> None:
                 reader.close()
                 os.close(out_r)
                 runprocess.run(pipeline, task, writer, out_w, self.executor.outputs)
-                code = 0
-            except BaseException:
-                with contextlib.suppress(BaseException):
-                    os.write(2, traceback.format_exc().encode(errors="replace"))
-            finally:
-                os._exit(code)
+
+            forkserver.exit_after(child)
         writer.close()
         os.close(out_w)
         with contextlib.suppress(OSError):  # the child did it first, or is already gone
