@@ -177,3 +177,35 @@ def test_a_foreground_job_forks_runs_from_a_fork_of_itself(
     (run,) = app.list_runs(job.id)
     seen = app.output(run.id, "inspect_process")
     assert seen["sqlalchemy_loaded"] is True  # inherited from this process
+
+
+def test_a_worker_makes_each_next_runs_copy_ahead_and_leaves_none_behind(
+    app: service.Runyard, load: Load
+) -> None:
+    # The fork server's spare makes the working copy for a run like the last one before it
+    # is asked for; when the worker stops, the spare is let go and removes its copy.
+    pipe = load("slow.py:slow_pipeline")
+    job = app.create_job(pipe, grid={"slow": {"seconds": [0.01]}})
+    # Made now: the worker, on a thread here, moves the snapshot's modules aside as it loads.
+    again = app.create_job(pipe, grid={"slow": {"seconds": [0.01]}})
+    assert app.workdirs is not None
+    runs_dir = app.workdirs.root / "runs"
+    working = app.worker(kind="worker", options=engine.WorkerOptions(slots=1, poll=0.02))
+    thread = threading.Thread(target=working.run, daemon=True)
+    thread.start()
+    try:
+        app.start_job(job.id)
+        assert app.wait_job(job.id, timeout=60).state is states.JobState.SUCCESS
+        deadline = time.monotonic() + 30
+        while not [p for p in runs_dir.iterdir() if p.name.startswith(".ahead-")]:
+            assert time.monotonic() < deadline, "no copy was made ahead"
+            time.sleep(0.02)
+        app.start_job(again.id)
+        assert app.wait_job(again.id, timeout=60).state is states.JobState.SUCCESS
+    finally:
+        working.shut_down()
+        thread.join(30)
+    run_ids = {r.id for j in (job, again) for r in app.list_runs(j.id)}
+    assert {p.name for p in runs_dir.iterdir()} == run_ids
+    for run_id in run_ids:  # each run worked in a whole copy of the snapshot
+        assert (runs_dir / run_id / "slow.py").is_file()

@@ -9,17 +9,29 @@ in process) both are the places the files are.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import fcntl
 import os
 import pathlib
 import shutil
+import socket
 from collections.abc import Callable
 
 from runyard import errors
 
-__all__ = ["Workspace", "copy_ahead", "copy_tree", "current", "enter", "link_data", "list_tree"]
+__all__ = [
+    "Workspace",
+    "ahead_name",
+    "copy_ahead",
+    "copy_tree",
+    "current",
+    "enter",
+    "link_data",
+    "list_tree",
+    "stale_ahead",
+]
 
 # ioctl(dest_fd, FICLONE, src_fd): share blocks copy-on-write where the filesystem can.
 _FICLONE = getattr(fcntl, "FICLONE", 0x40049409)
@@ -98,6 +110,7 @@ class _Tree:
 _trees: dict[str, _Tree] = {}
 _can_clone = [True]  # until the filesystem refuses a reflink once
 _ahead: list[tuple[str, pathlib.Path]] = []  # a copy made ahead: (its source, where it is)
+_HOST = socket.gethostname().replace("/", "_")
 
 
 def list_tree(source: pathlib.Path) -> None:
@@ -138,7 +151,7 @@ def copy_ahead(source: pathlib.Path, parent: pathlib.Path) -> Callable[[], None]
     before the run that needs it is known. Returns a call that removes the copy when no run
     took it."""
     list_tree(source)
-    made = parent / f".ahead-{os.getpid()}"
+    made = parent / ahead_name(os.getpid())
     if made.exists():
         shutil.rmtree(made)
     made.mkdir(parents=True)
@@ -155,6 +168,29 @@ def copy_ahead(source: pathlib.Path, parent: pathlib.Path) -> Callable[[], None]
         _ahead.clear()
 
     return discard
+
+
+def ahead_name(pid: int) -> str:
+    """The name of the folder ``copy_ahead`` makes in process ``pid`` of this host."""
+    return f".ahead-{_HOST}-{pid}"
+
+
+def stale_ahead(parent: pathlib.Path) -> list[pathlib.Path]:
+    """Copies made ahead in ``parent`` by processes of this host that are gone (killed
+    before they could remove them); those of other hosts sharing the folder are left."""
+    prefix = f".ahead-{_HOST}-"
+    stale = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(parent):
+            if not entry.name.startswith(prefix):
+                continue
+            try:
+                os.kill(int(entry.name[len(prefix) :]), 0)
+            except ProcessLookupError:
+                stale.append(pathlib.Path(entry.path))
+            except (ValueError, PermissionError):
+                pass  # not a pid, or someone else's live process
+    return stale
 
 
 def _fill(tree: _Tree, base: str) -> None:

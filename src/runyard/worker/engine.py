@@ -153,6 +153,8 @@ class Worker:
     def run(self) -> None:
         """Work until shut down (or, with ``exit_when_idle``, until idle)."""
         started = self.clock()
+        if self._workdirs is not None:
+            self._workdirs.discard_stale()
         self.store.register_worker(
             records.Worker(
                 self.id,

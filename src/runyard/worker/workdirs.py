@@ -8,6 +8,8 @@ Under the worker's work folder (``RUNYARD_WORK_DIR``, by default ``<home>/work``
 ``runs/<run id>/``            the run's private copy of them, its current directory; kept
                               after the run (to look at what it wrote) until the run is
                               deleted with its job's ``max_retained_runs``
+``runs/.ahead-<host>-<pid>/`` a copy made ahead by a spare run process, renamed to the next
+                              run's copy (see ``execution.workspace.copy_ahead``)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import uuid
 from collections.abc import Iterable
 
 from runyard.core import snapshots
+from runyard.execution import workspace
 from runyard.storage import snapshots as snapshots_store
 
 __all__ = ["Workdirs"]
@@ -68,6 +71,12 @@ class Workdirs:
     def run_dir(self, run_id: str) -> pathlib.Path:
         """Where run ``run_id``'s working copy goes (its process makes it)."""
         return self.root / "runs" / run_id
+
+    def discard_stale(self) -> None:
+        """Remove the copies that spare run processes of this host made ahead and could not
+        remove, killed with their fork server (see ``workspace.copy_ahead``)."""
+        for folder in workspace.stale_ahead(self.root / "runs"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def discard(self, run_ids: Iterable[str]) -> None:
         """Delete the working copies of these runs (those that are on this machine)."""
