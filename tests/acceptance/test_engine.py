@@ -282,3 +282,10 @@ def test_serve_without_workers_answers_the_api_while_a_worker_runs_the_jobs(
     finally:
         api.send_signal(signal.SIGINT)
         assert api.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("kind", ["serve", "worker"])
+def test_a_negative_prefetch_is_refused_before_anything_starts(cli: Cli, kind: str) -> None:
+    refused = cli(kind, "--prefetch", "-1", code=2)
+    assert "--prefetch" in refused.stderr
+    assert not (cli.cwd / "home" / "runyard.db").exists()  # no store was opened

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from runyard import errors
-from runyard.core import pipelines, records, snapshots
+from runyard.core import pipelines, records, snapshots, states
 from runyard.execution import environment, loader, processes
 from runyard.storage import artifacts as artifacts_mod
 from runyard.storage import store as store_mod
@@ -271,9 +271,13 @@ class Worker:
             if only is not None and run.id != only:
                 kept.append(run)
                 continue
-            job = self._job(run.job_id)
-            follow_up = job.retry is not None or bool(job.hooks)
-            self._recorder.end_unstarted(run, reason, at=time.time(), follow_up=follow_up)
+            self._recorder.end_unstarted(
+                run,
+                states.RunState.KILLED,
+                reason,
+                at=time.time(),
+                follow_up=self._follow_up(self._job(run.job_id)),
+            )
         self._ready = kept
 
     def _wake_notifier(self) -> None:
@@ -323,12 +327,19 @@ class Worker:
     def _start(self, session: processes.Session, runs: Sequence[records.Run]) -> None:
         for run in runs:
             job = self._job(run.job_id)
-            follow_up = job.retry is not None or bool(job.hooks)
+            follow_up = self._follow_up(job)
             try:
                 place = self._place(job)
                 pipeline = self._pipeline(job, place)
             except errors.RunyardError as exc:
-                self._recorder.fail_to_start(run, exc.message, at=time.time(), follow_up=follow_up)
+                self._recorder.end_unstarted(
+                    run,
+                    states.RunState.FAILURE,
+                    exc.message,
+                    at=time.time(),
+                    kinds=("LoadError",),
+                    follow_up=follow_up,
+                )
                 continue
             self._recorder.track(run, pipeline, follow_up=follow_up, note=place.note)
             workdir = None
@@ -354,6 +365,12 @@ class Worker:
                 ),
                 pipeline,
             )
+
+    @staticmethod
+    def _follow_up(job: records.Job) -> bool:
+        """Whether a run's end must look for a retry or notices: its job has a retry policy
+        or hooks."""
+        return job.retry is not None or bool(job.hooks)
 
     def _job(self, job_id: str) -> records.Job:
         job = self._jobs.get(job_id)

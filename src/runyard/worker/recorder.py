@@ -113,20 +113,20 @@ class Recorder:
         looking for a retry or notices to write. ``note`` is recorded as it starts."""
         self._runs[run.id] = _Tracked(run, pipeline, follow_up, note)
 
-    def fail_to_start(
-        self, run: records.Run, reason: str, *, at: float, follow_up: bool = True
-    ) -> None:
-        """Record that a claimed run could not be started (its pipeline would not load)."""
-        tracked = _Tracked(run, None, follow_up)
-        self._move_run(tracked, _R.FAILURE, _time(at), reason=reason, kinds=("LoadError",))
-        self._end(tracked)
-
     def end_unstarted(
-        self, run: records.Run, reason: str, *, at: float, follow_up: bool = True
+        self,
+        run: records.Run,
+        state: states.RunState,
+        reason: str,
+        *,
+        at: float,
+        kinds: tuple[str, ...] = (),
+        follow_up: bool = True,
     ) -> None:
-        """Record that a run claimed ahead of a free slot was stopped before it started."""
+        """Record that a claimed run ended without its process ever starting: FAILURE when
+        its pipeline would not load, KILLED when it was stopped while claimed ahead."""
         tracked = _Tracked(run, None, follow_up)
-        self._move_run(tracked, _R.KILLED, _time(at), reason=reason)
+        self._move_run(tracked, state, _time(at), reason=reason, kinds=kinds)
         self._end(tracked)
 
     # -- RunListener -------------------------------------------------------------------
