@@ -7,6 +7,7 @@ executed once per module and several tests read the outcome.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import json
 import pathlib
@@ -15,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 
@@ -168,6 +170,34 @@ def test_the_python_kernel_runs_on_the_callers_interpreter(executed: Executed) -
     # notebook ran anyway, on sys.executable.
     nb = nbformat.read(executed.result.executed, as_version=4)
     assert _texts(nb.cells[1].outputs).splitlines()[1] == sys.executable
+
+
+def test_kernels_started_together_talk_over_sockets_of_their_own(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Over TCP, two kernels starting at once could pick the same free port, and one of them
+    # then died or hung at start. Each kernel now has Unix sockets in a private folder.
+    cell = _code(
+        "import json, os\n"
+        "from ipykernel.connect import get_connection_info\n"
+        "info = json.loads(get_connection_info())\n"
+        "folder = os.path.dirname(info['ip'])\n"
+        "print(info['transport'], oct(os.stat(folder).st_mode & 0o777), folder)"
+    )
+
+    def execute(index: int) -> list[str]:
+        workdir = tmp_path / str(index)
+        workdir.mkdir()
+        path = _write_notebook(workdir / "n.ipynb", [cell])
+        result = notebooks.execute_notebook(path, cwd=workdir, out_dir=workdir / "out")
+        return _texts(nbformat.read(result.executed, as_version=4).cells[0].outputs).split()
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        printed = list(pool.map(execute, range(3)))
+    assert [(transport, mode) for transport, mode, _ in printed] == [("ipc", "0o700")] * 3
+    folders = {folder for _, _, folder in printed}
+    assert len(folders) == 3
+    assert not any(pathlib.Path(folder).exists() for folder in folders)
 
 
 def test_html_is_written_with_the_outputs(executed: Executed) -> None:
@@ -432,3 +462,9 @@ def test_sigterm_keeps_its_default_meaning_and_the_kernel_follows(
     process.communicate(timeout=10)
     assert process.returncode == -signal.SIGTERM
     assert _gone(kernel, within=10)  # ipykernel polls for its parent once a second
+    # The stopped process could not remove its kernel's folder: the next execution does.
+    left = list(pathlib.Path(tempfile.gettempdir()).glob(f"runyard-kernel-{process.pid}-*"))
+    assert len(left) == 1
+    path = _write_notebook(tmp_path / "next.ipynb", [_code("1")])
+    notebooks.execute_notebook(path, cwd=tmp_path, out_dir=tmp_path / "next")
+    assert not left[0].exists()

@@ -20,8 +20,10 @@ import contextvars
 import dataclasses
 import os
 import pathlib
+import shutil
 import signal
 import sys
+import tempfile
 import textwrap
 import threading
 import types
@@ -38,6 +40,7 @@ from nbconvert import HTMLExporter
 from nbconvert.filters import strip_ansi
 
 from runyard import errors
+from runyard.execution import pids
 
 __all__ = [
     "DEFAULT_KERNEL",
@@ -54,6 +57,13 @@ DEFAULT_KERNEL = "python3"  # ipykernel's name for the Python kernel (jupyter_cl
 
 # Marks the error nbclient reports for a cell stopped by the timeout (see _Client below).
 _TIMEOUT_MARK = "runyard_cell_timeout"
+
+# The longest path a Unix socket can have, with room to spare (108 bytes on Linux, 104 on
+# macOS, both counting the final NUL).
+_SOCKET_PATH_MAX = 100
+
+# Kernel folders are "<temporary folder>/runyard-kernel-<pid of the run's process>-<random>".
+_KERNEL_DIR = "runyard-kernel-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,71 +180,124 @@ def execute_notebook(
             cell.outputs = []
             cell.execution_count = None
 
-    manager = AsyncKernelManager(kernel_name=name, kernel_spec_manager=specs)
+    # The kernel's connection file and sockets (see _kernel_manager).
+    _remove_orphaned_kernel_dirs()
+    with tempfile.TemporaryDirectory(
+        prefix=f"{_KERNEL_DIR}{os.getpid()}-", ignore_cleanup_errors=True
+    ) as kernel_dir:
+        manager = _kernel_manager(name, specs, kernel_dir)
+        client = _Client(nb, km=manager, kernel_name=name, stream=stream)
+        # A graceful shutdown (about 0.2 s more than killing the kernel) lets the kernel's Python
+        # exit normally: files a notebook left open are flushed, atexit handlers run.
+        client.shutdown_kernel = "graceful"
+        if timeout is not None and timeout > 0:
+            # nbclient's `timeout` trait is an Integer; `timeout_func` may return a float (its
+            # result only feeds a monotonic deadline and get_msg(timeout=...)).
+            client.timeout_func = lambda cell: timeout  # type: ignore[assignment]
+            # Interrupt the cell (a KeyboardInterrupt traceback in its outputs shows where it
+            # was) and report the error below instead of nbclient's bare CellTimeoutError.
+            client.interrupt_on_timeout = True
+            client.error_on_timeout = {
+                "ename": "TimeoutError",
+                "evalue": f"the cell ran longer than the timeout of {timeout:g} s and was stopped",
+                "traceback": [],
+                _TIMEOUT_MARK: True,
+            }
+
+        failure: BaseException | None = None
+        try:
+            _run(
+                client.async_execute(
+                    cwd=str(cwd), env={**os.environ, **(env or {})}, cleanup_kc=True
+                )
+            )
+        except KeyboardInterrupt:  # the kernel is shut down by then (see _run)
+            _write(nb, path, out_dir)
+            raise
+        except (nbclient_errors.CellExecutionError, nbclient_errors.DeadKernelError) as exc:
+            failure = exc
+        except Exception as exc:  # the kernel did not start (or died before the first cell)
+            if client.current_cell is not None:
+                failure = exc
+            else:
+                result = _write(nb, path, out_dir)
+                raise errors.RunyardError(
+                    f"The kernel {name!r} for {path.name} did not start: "
+                    f"{type(exc).__name__}: {exc}. The notebook was written without outputs "
+                    f"to {result.executed}."
+                ) from exc
+
+        if failure is None:
+            return _write(nb, path, out_dir)
+        index = client.current_cell if client.current_cell is not None else 0
+        cell = nb.cells[index]
+        timed_out = bool(client.error_reply.get(_TIMEOUT_MARK))
+        ename, evalue, traceback_text = _describe_failure(failure, client.error_reply, cell)
+        if timed_out or not client.error_reply:
+            # The kernel put no error in the cell's outputs: add one, so that the notebook and
+            # its HTML show where and why execution stopped.
+            cell.outputs.append(
+                nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[])
+            )
+        result = _write(nb, path, out_dir)
+        error_class = NotebookTimedOut if timed_out else NotebookFailed
+        raise error_class(
+            notebook=path.name,
+            cell_index=index,
+            cell_source=cell.source,
+            ename=ename,
+            evalue=evalue,
+            traceback_text=traceback_text,
+            result=result,
+        ) from failure
+
+
+def _remove_orphaned_kernel_dirs() -> None:
+    """Remove the kernel folders of processes that are gone.
+
+    A run's process stopped by a signal ends without removing its kernel's folder (its
+    kernel exits on its own, seeing its parent gone). The folder names that process.
+    """
+    for folder in pathlib.Path(tempfile.gettempdir()).glob(f"{_KERNEL_DIR}*-*"):
+        pid = folder.name[len(_KERNEL_DIR) :].split("-", 1)[0]
+        if pid.isdigit() and pids.gone(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _kernel_manager(name: str, specs: _KernelSpecs, kernel_dir: str) -> AsyncKernelManager:
+    """A manager for one kernel, whose connection file is in ``kernel_dir`` (private, 0700).
+
+    An ipykernel kernel talks over Unix sockets in that folder. Over TCP, jupyter_client
+    picks free ports by binding and releasing them, and the kernel binds them a second
+    later: two notebooks starting at once (runs in parallel) can pick the same port, and
+    one kernel then dies at start or its client waits a minute for a reply that never
+    comes. Sockets in a folder of their own cannot collide, and only this user reaches them.
+    Other kernels (or a folder whose path is too long for a socket) keep TCP, encrypted
+    with CurveZMQ when the kernel says it can.
+    """
+    connection_file = os.path.join(kernel_dir, "kernel.json")
+    sockets = os.path.join(kernel_dir, "k")  # the kernel adds "-<n>" for each channel
+    argv = specs.get_kernel_spec(name).argv
+    if (
+        os.name == "posix"
+        and any("ipykernel" in arg for arg in argv)
+        and len(sockets.encode()) + 3 <= _SOCKET_PATH_MAX
+    ):
+        return AsyncKernelManager(
+            kernel_name=name,
+            kernel_spec_manager=specs,
+            connection_file=connection_file,
+            transport="ipc",
+            ip=sockets,
+        )
+    manager = AsyncKernelManager(
+        kernel_name=name, kernel_spec_manager=specs, connection_file=connection_file
+    )
     if manager.has_trait("transport_encryption") and zmq.has("curve"):
         # Encrypt the kernel's TCP sockets (CurveZMQ keys the manager makes) when the kernel
         # says it can; ipykernel otherwise warns on its stderr that they are plain text.
         manager.transport_encryption = "auto"
-    client = _Client(nb, km=manager, kernel_name=name, stream=stream)
-    # A graceful shutdown (about 0.2 s more than killing the kernel) lets the kernel's Python
-    # exit normally: files a notebook left open are flushed, atexit handlers run.
-    client.shutdown_kernel = "graceful"
-    if timeout is not None and timeout > 0:
-        # nbclient's `timeout` trait is an Integer; `timeout_func` may return a float (its
-        # result only feeds a monotonic deadline and get_msg(timeout=...)).
-        client.timeout_func = lambda cell: timeout  # type: ignore[assignment]
-        # Interrupt the cell (a KeyboardInterrupt traceback in its outputs shows where it
-        # was) and report the error below instead of nbclient's bare CellTimeoutError.
-        client.interrupt_on_timeout = True
-        client.error_on_timeout = {
-            "ename": "TimeoutError",
-            "evalue": f"the cell ran longer than the timeout of {timeout:g} s and was stopped",
-            "traceback": [],
-            _TIMEOUT_MARK: True,
-        }
-
-    failure: BaseException | None = None
-    try:
-        _run(client.async_execute(cwd=str(cwd), env={**os.environ, **(env or {})}, cleanup_kc=True))
-    except KeyboardInterrupt:  # the kernel is shut down by then (see _run)
-        _write(nb, path, out_dir)
-        raise
-    except (nbclient_errors.CellExecutionError, nbclient_errors.DeadKernelError) as exc:
-        failure = exc
-    except Exception as exc:  # the kernel did not start (or died before the first cell)
-        if client.current_cell is not None:
-            failure = exc
-        else:
-            result = _write(nb, path, out_dir)
-            raise errors.RunyardError(
-                f"The kernel {name!r} for {path.name} did not start: "
-                f"{type(exc).__name__}: {exc}. The notebook was written without outputs "
-                f"to {result.executed}."
-            ) from exc
-
-    if failure is None:
-        return _write(nb, path, out_dir)
-    index = client.current_cell if client.current_cell is not None else 0
-    cell = nb.cells[index]
-    timed_out = bool(client.error_reply.get(_TIMEOUT_MARK))
-    ename, evalue, traceback_text = _describe_failure(failure, client.error_reply, cell)
-    if timed_out or not client.error_reply:
-        # The kernel put no error in the cell's outputs: add one, so that the notebook and
-        # its HTML show where and why execution stopped.
-        cell.outputs.append(
-            nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[])
-        )
-    result = _write(nb, path, out_dir)
-    error_class = NotebookTimedOut if timed_out else NotebookFailed
-    raise error_class(
-        notebook=path.name,
-        cell_index=index,
-        cell_source=cell.source,
-        ename=ename,
-        evalue=evalue,
-        traceback_text=traceback_text,
-        result=result,
-    ) from failure
+    return manager
 
 
 def _run(coroutine: Coroutine[Any, Any, _T]) -> _T:

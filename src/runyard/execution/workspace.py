@@ -20,6 +20,7 @@ import socket
 from collections.abc import Callable
 
 from runyard import errors
+from runyard.execution import pids
 
 __all__ = [
     "Workspace",
@@ -184,12 +185,9 @@ def stale_ahead(parent: pathlib.Path) -> list[pathlib.Path]:
         for entry in os.scandir(parent):
             if not entry.name.startswith(prefix):
                 continue
-            try:
-                os.kill(int(entry.name[len(prefix) :]), 0)
-            except ProcessLookupError:
+            pid = entry.name[len(prefix) :]
+            if pid.isdigit() and pids.gone(int(pid)):
                 stale.append(pathlib.Path(entry.path))
-            except (ValueError, PermissionError):
-                pass  # not a pid, or someone else's live process
     return stale
 
 
