@@ -63,6 +63,7 @@ from rich.table import Table  # noqa: E402
 
 import runyard  # noqa: E402
 from runyard.app import settings  # noqa: E402
+from runyard.execution.pids import gone as processes_gone  # noqa: E402
 
 SLOTS = 2  # every engine's --slots (E3: 4, so that all four runs are running)
 E2_PARALLEL = 16  # E2's max_parallel_runs: more than all the engines' slots together
@@ -558,15 +559,6 @@ def one_cancel(app: runyard.Runyard, pid_dir: pathlib.Path, ignore_term: bool) -
     pids = [int(f.read_text()) for f in files]
     time.sleep(random.uniform(0.0, 0.5))  # a random phase against the worker's heartbeat
 
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
     start = time.perf_counter()
     app.stop_job(job.id)
     stored = gone = None
@@ -574,7 +566,7 @@ def one_cancel(app: runyard.Runyard, pid_dir: pathlib.Path, ignore_term: bool) -
         now = time.perf_counter()
         if now - start > 30:
             raise SystemExit(f"E3 job {job.id}: not stopped after 30 s")
-        if gone is None and not any(alive(p) for p in pids):
+        if gone is None and all(processes_gone(p) for p in pids):
             gone = now - start
         if stored is None and all(
             r.state is runyard.RunState.KILLED for r in app.list_runs(job.id)
