@@ -107,12 +107,32 @@ def test_shutting_down_never_leaves_a_run_claimed_ahead_behind(
     wait_for(lambda: not {R.STARTING, R.RUNNING} & set(states_of(app, job.id)))
     found = sorted(app.list_runs(job.id), key=lambda r: r.index)
     if kill:
-        # The running run and the two claimed ahead are stopped; the last was never claimed.
-        assert [r.state for r in found] == [R.SUCCESS, R.KILLED, R.KILLED, R.KILLED, R.QUEUED]
-        assert all(app.step_runs(r.id) == [] for r in found[2:4])
+        # The running run is stopped; the two claimed ahead never started, and are back in
+        # the queue as they were, for the next worker.
+        assert [r.state for r in found] == [R.SUCCESS, R.KILLED, R.QUEUED, R.QUEUED, R.QUEUED]
+        for released in found[2:4]:
+            assert app.step_runs(released.id) == []
+            assert (released.started_at, released.worker) == (None, None)
+            assert [(e.old_state, e.new_state, e.message) for e in app.events(run_id=released.id)][
+                -2:
+            ] == [
+                ("QUEUED", "STARTING", None),
+                (
+                    "STARTING",
+                    "QUEUED",
+                    f"back in the queue: {working.name} stopped before starting it",
+                ),
+            ]
     else:
         # Draining finishes what it claimed, and claims nothing more.
         assert [r.state for r in found] == [R.SUCCESS] * 4 + [R.QUEUED]
+    started(slots=1, prefetch=2)
+    assert app.wait_job(job.id, timeout=60).state is (
+        states.JobState.KILLED if kill else states.JobState.SUCCESS
+    )
+    assert [r.state for r in sorted(app.list_runs(job.id), key=lambda r: r.index)][2:] == [
+        R.SUCCESS
+    ] * 3
 
 
 def test_a_foreground_job_claims_nothing_ahead(app: service.Runyard, load: Load) -> None:

@@ -158,6 +158,49 @@ def test_heartbeats_renew_leases_and_lost_runs_end_as_failure(
     assert store.live_workers(since=at(5)) == []
 
 
+def test_a_worker_releases_only_its_own_unstarted_claims_back_into_their_place(
+    store: store_mod.Store, jobs: JobBuilder, at: Clock
+) -> None:
+    mine = worker(store, at(0), "mine")
+    other = worker(store, at(0), "other")
+    job, _ = jobs.create(runs=5)
+    store.queue_runs(job.id, at=at(1))
+    first, second, third = store.claim_runs(
+        job_id=None, worker="h:1", limit=3, at=at(2), worker_id=mine.id, lease_until=at(12)
+    )
+    (others,) = store.claim_runs(
+        job_id=None, worker="h:2", limit=1, at=at(2), worker_id=other.id, lease_until=at(12)
+    )
+    store.apply(
+        store_mod.Changes(
+            runs=[store_mod.RunTransition(first.id, job.id, R.STARTING, R.RUNNING, at(3))]
+        )
+    )
+    ids = [first.id, second.id, third.id, others.id]
+    released = store.release_runs(ids, worker_id=mine.id, at=at(4), reason="back: stopped")
+    # Its started run and the other worker's claim are left as they are.
+    assert sorted(released) == sorted([second.id, third.id])
+    assert store.get_run(first.id).state is R.RUNNING
+    assert store.get_run(others.id).state is R.STARTING
+    for run_id in released:
+        run = store.get_run(run_id)
+        assert (run.state, run.started_at, run.worker) == (R.QUEUED, None, None)
+        last = store.list_events(run_id=run_id)[-1]
+        assert (last.old_state, last.new_state, last.message) == (
+            "STARTING",
+            "QUEUED",
+            "back: stopped",
+        )
+    # They hold no lease: recovering lost runs (the other worker's, whose lease lapsed)
+    # leaves them queued, and the next claim takes them first, in order.
+    store.heartbeat(mine.id, at=at(5), lease_until=at(15))
+    assert store.recover_lost_runs(at=at(13)) == [others.id]
+    assert {store.get_run(run_id).state for run_id in released} == {R.QUEUED}
+    again = store.claim_runs(job_id=None, worker="h:2", limit=3, at=at(6), worker_id=other.id)
+    assert [r.index for r in again] == [second.index, third.index, 4]
+    assert store.release_runs([], worker_id=mine.id, at=at(7), reason="x") == []
+
+
 def test_stop_requests_end_unstarted_runs_and_flag_running_ones(
     store: store_mod.Store, jobs: JobBuilder, at: Clock
 ) -> None:

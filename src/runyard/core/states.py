@@ -74,7 +74,8 @@ _R = RunState
 RUN_TRANSITIONS: Mapping[RunState, frozenset[RunState]] = {
     _R.CREATED: frozenset({_R.QUEUED, _R.KILLED}),
     _R.QUEUED: frozenset({_R.STARTING, _R.KILLED}),
-    _R.STARTING: frozenset({_R.RUNNING, _R.FAILURE, _R.KILLED}),
+    # Back to QUEUED: claimed ahead by a worker that stopped before it started the run.
+    _R.STARTING: frozenset({_R.RUNNING, _R.QUEUED, _R.FAILURE, _R.KILLED}),
     _R.RUNNING: frozenset({_R.EGRESS, _R.FINISHING, _R.FAILURE, _R.KILLED}),
     _R.EGRESS: frozenset({_R.FINISHING, _R.FAILURE, _R.KILLED}),
     _R.FINISHING: frozenset({_R.SUCCESS, _R.FAILURE, _R.KILLED}),

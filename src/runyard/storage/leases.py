@@ -346,6 +346,48 @@ def request_stop(
     return outcome, events
 
 
+def release(
+    conn: sa.Connection, *, run_ids: list[str], worker_id: str, at: dt.datetime, reason: str
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Put back in the queue the runs of ``run_ids`` that worker ``worker_id`` claimed and
+    never started (still STARTING and leased to it), in their place: queue order is by
+    priority and queue time, which a claim does not change.
+
+    Returns the run ids released and the events to write.
+    """
+    lock_queue(conn)
+    r = schema.runs.c
+    mine = sa.and_(r.id.in_(run_ids), r.state == _R.STARTING.value, r.worker_id == worker_id)
+    rows = conn.execute(sa.select(r.id, r.job_id).where(mine).order_by(r.id)).all()
+    if not rows:
+        return [], []
+    conn.execute(
+        schema.runs.update()
+        .where(mine)
+        .values(
+            state=_R.QUEUED.value,
+            started_at=None,
+            worker=None,
+            worker_id=None,
+            lease_expires_at=None,
+        )
+    )
+    events = [
+        {
+            "at": at,
+            "kind": "run_state",
+            "job_id": row.job_id,
+            "run_id": row.id,
+            "step_name": None,
+            "old_state": _R.STARTING.value,
+            "new_state": _R.QUEUED.value,
+            "message": reason,
+        }
+        for row in rows
+    ]
+    return [row.id for row in rows], events
+
+
 def recover_lost(conn: sa.Connection, *, at: dt.datetime) -> tuple[list[str], list[dict[str, Any]]]:
     """End the active runs whose lease expired (their worker stopped renewing it) as
     FAILURE "worker lost", with their running steps FAILURE and pending ones KILLED; a run

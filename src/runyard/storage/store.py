@@ -932,6 +932,21 @@ class Store:
         with self._write() as conn:
             return leases.set_priority(conn, priority=priority, job_id=job_id, run_id=run_id)
 
+    def release_runs(
+        self, run_ids: Sequence[str], *, worker_id: str, at: dt.datetime, reason: str
+    ) -> list[str]:
+        """Queue again, in their place, the runs of ``run_ids`` that worker ``worker_id``
+        claimed and never started (a worker stopping while it holds runs claimed ahead);
+        the ids of those released. Runs no longer STARTING or leased to it are left."""
+        if not run_ids:
+            return []
+        with self._write() as conn:
+            released, events = leases.release(
+                conn, run_ids=list(run_ids), worker_id=worker_id, at=at, reason=reason
+            )
+            self._insert_events(conn, events)
+        return released
+
     def recover_lost_runs(self, *, at: dt.datetime) -> list[str]:
         """End as FAILURE "worker lost" every active run whose lease has expired."""
         with self._write() as conn:

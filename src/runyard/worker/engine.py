@@ -10,6 +10,7 @@ two of them, and a run whose worker dies is found when its lease expires.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -181,8 +182,10 @@ class Worker:
                         running.append(companion)
                     self._loop(session)
                 except BaseException:
-                    # Written with the runs the session kills as it closes.
-                    self._end_ready("run stopped: runyard was interrupted")
+                    # If the store is what failed, the runs' leases expire and they are
+                    # recovered as those of a lost worker are.
+                    with contextlib.suppress(Exception):
+                        self._release_ready()
                     raise
                 finally:
                     for companion in reversed(running):
@@ -199,7 +202,7 @@ class Worker:
             now = time.monotonic()
             if self._killing and (session.running or self._ready):
                 session.kill_all("run stopped: its worker was shut down")
-                self._end_ready("run stopped: its worker was shut down")
+                self._release_ready()
             if self._draining and not session.running and not self._ready:
                 self._recorder.flush(force=True)
                 self._prune()
@@ -234,7 +237,7 @@ class Worker:
                 lease_until = at + dt.timedelta(seconds=opts.lease)
                 for run_id in self.store.heartbeat(self.id, at=at, lease_until=lease_until):
                     if not session.stop(run_id, grace=opts.grace):
-                        self._end_ready("stopped by request", only=run_id)
+                        self._end_stopped(run_id)
                 if self._on_heartbeat is not None:
                     self._on_heartbeat()
                     next_claim = now  # a tick may have queued runs
@@ -264,21 +267,33 @@ class Worker:
     def _take_ready(self, most: int) -> list[records.Run]:
         return [self._ready.popleft() for _ in range(min(most, len(self._ready)))]
 
-    def _end_ready(self, reason: str, *, only: str | None = None) -> None:
-        """End runs claimed ahead that never started (all, or run ``only``) as KILLED."""
-        kept: collections.deque[records.Run] = collections.deque()
+    def _end_stopped(self, run_id: str) -> None:
+        """End run ``run_id`` as KILLED if it is one claimed ahead (its stop was asked)."""
         for run in self._ready:
-            if only is not None and run.id != only:
-                kept.append(run)
-                continue
-            self._recorder.end_unstarted(
-                run,
-                states.RunState.KILLED,
-                reason,
-                at=time.time(),
-                follow_up=self._follow_up(self._job(run.job_id)),
-            )
-        self._ready = kept
+            if run.id == run_id:
+                self._ready.remove(run)
+                self._recorder.end_unstarted(
+                    run,
+                    states.RunState.KILLED,
+                    "stopped by request",
+                    at=time.time(),
+                    follow_up=self._follow_up(self._job(run.job_id)),
+                )
+                return
+
+    def _release_ready(self) -> None:
+        """Put the runs claimed ahead back in the queue, in their place: this worker stops
+        before it starts them, and another (or the next) takes them."""
+        if not self._ready:
+            return
+        run_ids = [run.id for run in self._ready]
+        self._ready.clear()
+        self.store.release_runs(
+            run_ids,
+            worker_id=self.id,
+            at=self.clock(),
+            reason=f"back in the queue: {self.name} stopped before starting it",
+        )
 
     def _wake_notifier(self) -> None:
         """Runs ended and what they noticed is written: have it delivered now (when a run
