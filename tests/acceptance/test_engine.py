@@ -29,6 +29,7 @@ class Engine:
 
     def __init__(self, cli: Cli, *args: str, kind: str = "serve") -> None:
         self.log = cli.cwd / f"{kind}-{time.monotonic_ns()}.log"
+        self.killed = False
         port = ["--port", "0"] if kind == "serve" else []  # any free port: engines in parallel
         self.process = subprocess.Popen(
             [sys.executable, "-m", "runyard", kind, *port, *args],
@@ -43,6 +44,12 @@ class Engine:
             assert self.process.poll() is None, self.log.read_text()
             assert time.monotonic() < deadline, "the engine did not start"
             time.sleep(0.05)
+
+    def kill(self) -> None:
+        """kill -9 the engine, as a crash would."""
+        self.killed = True
+        self.process.kill()
+        self.process.wait()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -63,8 +70,15 @@ def cli(tmp_path: pathlib.Path) -> Cli:
 def engines(cli: Cli) -> Iterator[list[Engine]]:
     started: list[Engine] = []
     yield started
+    # An engine that ended on its own (or was stopped from outside) explains a failure.
+    ended = [e for e in started if not e.killed and e.process.poll() is not None]
     for engine in started:
         engine.stop()
+    assert not ended, "\n".join(
+        f"{e.log.name} exited with {e.process.returncode} before the test's end:\n"
+        f"{e.log.read_text()}"
+        for e in ended
+    )
 
 
 def raw_job(cli: Cli, job_id: str) -> dict:
@@ -138,8 +152,7 @@ def test_a_killed_workers_runs_are_recovered_by_another(
         time.sleep(0.05)
     looping = int((tmp_path / "loop.pid").read_text())
 
-    doomed.process.kill()  # kill -9 the worker, mid-run
-    doomed.process.wait()
+    doomed.kill()  # kill -9 the worker, mid-run
     # Its run process goes with it: nobody would record what it did.
     deadline = time.monotonic() + 10
     while _alive(looping):
@@ -171,8 +184,7 @@ def test_a_run_lost_with_its_worker_is_retried_by_another_when_its_job_allows(
     while not (tmp_path / "loop.pid").exists() or not (tmp_path / "loop.pid").read_text():
         assert time.monotonic() < deadline, "the run did not start"
         time.sleep(0.05)
-    doomed.process.kill()  # kill -9 the worker, mid-run
-    doomed.process.wait()
+    doomed.kill()  # kill -9 the worker, mid-run
 
     engines.append(Engine(cli, "--slots", "1", "--lease", "2", kind="worker"))
     waited = cli("job", "wait", job_id, "--timeout", "60")
