@@ -163,10 +163,10 @@ def test_a_worker_releases_only_its_own_unstarted_claims_back_into_their_place(
 ) -> None:
     mine = worker(store, at(0), "mine")
     other = worker(store, at(0), "other")
-    job, _ = jobs.create(runs=5)
+    job, _ = jobs.create(runs=6)
     store.queue_runs(job.id, at=at(1))
-    first, second, third = store.claim_runs(
-        job_id=None, worker="h:1", limit=3, at=at(2), worker_id=mine.id, lease_until=at(12)
+    first, second, third, stopped = store.claim_runs(
+        job_id=None, worker="h:1", limit=4, at=at(2), worker_id=mine.id, lease_until=at(12)
     )
     (others,) = store.claim_runs(
         job_id=None, worker="h:2", limit=1, at=at(2), worker_id=other.id, lease_until=at(12)
@@ -176,12 +176,16 @@ def test_a_worker_releases_only_its_own_unstarted_claims_back_into_their_place(
             runs=[store_mod.RunTransition(first.id, job.id, R.STARTING, R.RUNNING, at(3))]
         )
     )
-    ids = [first.id, second.id, third.id, others.id]
+    store.request_stop(at=at(3), run_id=stopped.id)  # not read by its worker yet
+    ids = [first.id, second.id, third.id, stopped.id, others.id]
     released = store.release_runs(ids, worker_id=mine.id, at=at(4), reason="back: stopped")
-    # Its started run and the other worker's claim are left as they are.
+    # Its started run and the other worker's claim are left as they are; the run whose
+    # stop was asked ends as asked.
     assert sorted(released) == sorted([second.id, third.id])
     assert store.get_run(first.id).state is R.RUNNING
     assert store.get_run(others.id).state is R.STARTING
+    ended = store.get_run(stopped.id)
+    assert (ended.state, ended.reason) == (R.KILLED, "stopped by request")
     for run_id in released:
         run = store.get_run(run_id)
         assert (run.state, run.started_at, run.worker) == (R.QUEUED, None, None)
@@ -197,7 +201,7 @@ def test_a_worker_releases_only_its_own_unstarted_claims_back_into_their_place(
     assert store.recover_lost_runs(at=at(13)) == [others.id]
     assert {store.get_run(run_id).state for run_id in released} == {R.QUEUED}
     again = store.claim_runs(job_id=None, worker="h:2", limit=3, at=at(6), worker_id=other.id)
-    assert [r.index for r in again] == [second.index, third.index, 4]
+    assert [r.index for r in again] == [second.index, third.index, 5]
     assert store.release_runs([], worker_id=mine.id, at=at(7), reason="x") == []
 
 

@@ -297,27 +297,7 @@ def request_stop(
     reason = "stopped by request"
     events: list[dict[str, Any]] = []
     if killed:
-        conn.execute(
-            schema.runs.update()
-            .where(r.id.in_([row.id for row in killed]), r.state.in_(UNSTARTED))
-            .values(state=_R.KILLED.value, finished_at=at, reason=reason)
-        )
-        events += [
-            {
-                "at": at,
-                "kind": "run_state",
-                "job_id": row.job_id,
-                "run_id": row.id,
-                "step_name": None,
-                "old_state": row.state,
-                "new_state": _R.KILLED.value,
-                "message": reason,
-            }
-            for row in killed
-        ]
-        events += endings.follow(
-            conn, [endings.Ended(row.id, row.job_id, _R.KILLED, at) for row in killed]
-        )
+        events += _kill_unstarted(conn, killed, UNSTARTED, at=at, reason=reason)
     fresh = [row for row in running if row.stop_requested_at is None]
     if fresh:
         conn.execute(
@@ -346,24 +326,64 @@ def request_stop(
     return outcome, events
 
 
+def _kill_unstarted(
+    conn: sa.Connection, rows: list[Any], unstarted: list[str], *, at: dt.datetime, reason: str
+) -> list[dict[str, Any]]:
+    """End runs whose process never started (``rows``: id, job_id, state; still in one of
+    the ``unstarted`` states) as KILLED; the events to write."""
+    r = schema.runs.c
+    conn.execute(
+        schema.runs.update()
+        .where(r.id.in_([row.id for row in rows]), r.state.in_(unstarted))
+        .values(state=_R.KILLED.value, finished_at=at, reason=reason)
+    )
+    events = [
+        {
+            "at": at,
+            "kind": "run_state",
+            "job_id": row.job_id,
+            "run_id": row.id,
+            "step_name": None,
+            "old_state": row.state,
+            "new_state": _R.KILLED.value,
+            "message": reason,
+        }
+        for row in rows
+    ]
+    return events + endings.follow(
+        conn, [endings.Ended(row.id, row.job_id, _R.KILLED, at) for row in rows]
+    )
+
+
 def release(
     conn: sa.Connection, *, run_ids: list[str], worker_id: str, at: dt.datetime, reason: str
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Put back in the queue the runs of ``run_ids`` that worker ``worker_id`` claimed and
     never started (still STARTING and leased to it), in their place: queue order is by
-    priority and queue time, which a claim does not change.
+    priority and queue time, which a claim does not change. Those whose stop was asked end
+    KILLED instead.
 
     Returns the run ids released and the events to write.
     """
     lock_queue(conn)
     r = schema.runs.c
     mine = sa.and_(r.id.in_(run_ids), r.state == _R.STARTING.value, r.worker_id == worker_id)
-    rows = conn.execute(sa.select(r.id, r.job_id).where(mine).order_by(r.id)).all()
+    found = conn.execute(
+        sa.select(r.id, r.job_id, r.state, r.stop_requested_at).where(mine).order_by(r.id)
+    ).all()
+    # A run whose stop was asked (the worker had not read it yet) ends as asked.
+    stopping = [row for row in found if row.stop_requested_at is not None]
+    rows = [row for row in found if row.stop_requested_at is None]
+    events = (
+        _kill_unstarted(conn, stopping, [_R.STARTING.value], at=at, reason="stopped by request")
+        if stopping
+        else []
+    )
     if not rows:
-        return [], []
+        return [], events
     conn.execute(
         schema.runs.update()
-        .where(mine)
+        .where(r.id.in_([row.id for row in rows]))
         .values(
             state=_R.QUEUED.value,
             started_at=None,
@@ -372,7 +392,7 @@ def release(
             lease_expires_at=None,
         )
     )
-    events = [
+    events += [
         {
             "at": at,
             "kind": "run_state",
