@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from runyard.core import records, states
 from runyard.storage import endings, schema
+from runyard.storage import events as events_mod
 
 __all__ = [
     "claim",
@@ -338,16 +339,7 @@ def _kill_unstarted(
         .values(state=_R.KILLED.value, finished_at=at, reason=reason)
     )
     events = [
-        {
-            "at": at,
-            "kind": "run_state",
-            "job_id": row.job_id,
-            "run_id": row.id,
-            "step_name": None,
-            "old_state": row.state,
-            "new_state": _R.KILLED.value,
-            "message": reason,
-        }
+        events_mod.run_state(at, row.job_id, row.id, row.state, _R.KILLED.value, reason)
         for row in rows
     ]
     return events + endings.follow(
@@ -393,16 +385,7 @@ def release(
         )
     )
     events += [
-        {
-            "at": at,
-            "kind": "run_state",
-            "job_id": row.job_id,
-            "run_id": row.id,
-            "step_name": None,
-            "old_state": _R.STARTING.value,
-            "new_state": _R.QUEUED.value,
-            "message": reason,
-        }
+        events_mod.run_state(at, row.job_id, row.id, _R.STARTING.value, _R.QUEUED.value, reason)
         for row in rows
     ]
     return [row.id for row in rows], events
@@ -432,16 +415,7 @@ def recover_lost(conn: sa.Connection, *, at: dt.datetime) -> tuple[list[str], li
             .values(state=_R.FAILURE.value, finished_at=at, reason=reason)
         )
         events.append(
-            {
-                "at": at,
-                "kind": "run_state",
-                "job_id": row.job_id,
-                "run_id": row.id,
-                "step_name": None,
-                "old_state": row.state,
-                "new_state": _R.FAILURE.value,
-                "message": reason,
-            }
+            events_mod.run_state(at, row.job_id, row.id, row.state, _R.FAILURE.value, reason)
         )
         steps = conn.execute(
             sa.select(s.step_name, s.attempt, s.state).where(

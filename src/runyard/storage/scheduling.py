@@ -196,16 +196,7 @@ def _fire(
         conn.execute(schema.runs.insert(), rows[start : start + 5000])
     if not waits:
         events += [
-            {
-                "at": now,
-                "kind": "run_state",
-                "job_id": job_id,
-                "run_id": row["id"],
-                "step_name": None,
-                "old_state": _R.CREATED.value,
-                "new_state": _R.QUEUED.value,
-                "message": None,
-            }
+            events_mod.run_state(now, job_id, row["id"], _R.CREATED.value, _R.QUEUED.value, None)
             for row in rows
         ]
     note = note or ("waiting for the previous tick's runs" if waits else None)
@@ -250,16 +241,7 @@ def _release_waiting_batches(conn: sa.Connection, *, now: dt.datetime) -> None:
         events_mod.insert(
             conn,
             [
-                {
-                    "at": now,
-                    "kind": "run_state",
-                    "job_id": job_id,
-                    "run_id": run_id,
-                    "step_name": None,
-                    "old_state": _R.CREATED.value,
-                    "new_state": _R.QUEUED.value,
-                    "message": None,
-                }
+                events_mod.run_state(now, job_id, run_id, _R.CREATED.value, _R.QUEUED.value, None)
                 for run_id in ids
             ],
         )

@@ -1386,16 +1386,7 @@ def _step_row(x: records.StepRun) -> dict[str, Any]:
 
 
 def _run_event(t: RunTransition) -> dict[str, Any]:
-    return {
-        "at": t.at,
-        "kind": "run_state",
-        "job_id": t.job_id,
-        "run_id": t.run_id,
-        "step_name": None,
-        "old_state": t.old.value,
-        "new_state": t.new.value,
-        "message": t.reason,
-    }
+    return events_mod.run_state(t.at, t.job_id, t.run_id, t.old.value, t.new.value, t.reason)
 
 
 def _step_event(s: StepTransition) -> dict[str, Any]:
