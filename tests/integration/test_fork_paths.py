@@ -1,13 +1,14 @@
 """Runs are forked by a fork server where the OS allows it, else straight from the engine;
 both paths isolate runs the same way."""
 
+import contextlib
 import os
 import pathlib
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -143,6 +144,19 @@ def test_reports_read_while_waiting_for_one_run_are_not_left_unread(
     assert heard.finished == {"a": None, "b": None}
 
 
+@contextlib.contextmanager
+def _worker(app: service.Runyard) -> Iterator[engine.Worker]:
+    """A worker of one slot running on a thread here, drained and joined at the end."""
+    working = app.worker(kind="worker", options=engine.WorkerOptions(slots=1, poll=0.02))
+    thread = threading.Thread(target=working.run, daemon=True)
+    thread.start()
+    try:
+        yield working
+    finally:
+        working.shut_down()
+        thread.join(30)
+
+
 @pytest.mark.skipif(not pathlib.Path("/proc/self/cmdline").exists(), reason="needs /proc")
 def test_an_engine_forks_runs_from_a_lean_server_not_from_itself(
     app: service.Runyard, load: Load
@@ -151,15 +165,9 @@ def test_an_engine_forks_runs_from_a_lean_server_not_from_itself(
     # interpreter holding only what runs need: no store, no SQLAlchemy, no API.
     pipe = load("lean.py:lean")
     job = app.create_job(pipe, grid={})
-    working = app.worker(kind="worker", options=engine.WorkerOptions(slots=1, poll=0.02))
-    thread = threading.Thread(target=working.run, daemon=True)
-    thread.start()
-    try:
+    with _worker(app):
         app.start_job(job.id)
         assert app.wait_job(job.id, timeout=60).state is states.JobState.SUCCESS
-    finally:
-        working.shut_down()
-        thread.join(30)
     (run,) = app.list_runs(job.id)
     seen = app.output(run.id, "inspect_process")
     assert seen["parent"] != os.getpid()
@@ -190,10 +198,7 @@ def test_a_worker_makes_each_next_runs_copy_ahead_and_leaves_none_behind(
     again = app.create_job(pipe, grid={"slow": {"seconds": [0.01]}})
     assert app.workdirs is not None
     runs_dir = app.workdirs.root / "runs"
-    working = app.worker(kind="worker", options=engine.WorkerOptions(slots=1, poll=0.02))
-    thread = threading.Thread(target=working.run, daemon=True)
-    thread.start()
-    try:
+    with _worker(app):
         app.start_job(job.id)
         assert app.wait_job(job.id, timeout=60).state is states.JobState.SUCCESS
         deadline = time.monotonic() + 30
@@ -202,9 +207,6 @@ def test_a_worker_makes_each_next_runs_copy_ahead_and_leaves_none_behind(
             time.sleep(0.02)
         app.start_job(again.id)
         assert app.wait_job(again.id, timeout=60).state is states.JobState.SUCCESS
-    finally:
-        working.shut_down()
-        thread.join(30)
     run_ids = {r.id for j in (job, again) for r in app.list_runs(j.id)}
     assert {p.name for p in runs_dir.iterdir()} == run_ids
     for run_id in run_ids:  # each run worked in a whole copy of the snapshot
