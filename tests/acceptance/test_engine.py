@@ -151,6 +151,13 @@ def test_a_killed_workers_runs_are_recovered_by_another(
         assert time.monotonic() < deadline, "the run did not start"
         time.sleep(0.05)
     looping = int((tmp_path / "loop.pid").read_text())
+    # The worker writes what its runs report every few milliseconds: wait until the store
+    # knows the step started, as this test is about a step lost while recorded RUNNING.
+    (run_id,) = [r["id"] for r in raw_job(cli, job_id)["runs"]]
+    deadline = time.monotonic() + 20
+    while _step_states(cli, run_id).get("work") != "RUNNING":
+        assert time.monotonic() < deadline, _step_states(cli, run_id)
+        time.sleep(0.05)
 
     doomed.kill()  # kill -9 the worker, mid-run
     # Its run process goes with it: nobody would record what it did.
@@ -167,8 +174,12 @@ def test_a_killed_workers_runs_are_recovered_by_another(
         time.sleep(0.2)
     (run,) = job["runs"]
     assert run["reason"].startswith("worker lost:")
-    steps = json.loads(cli("run", "inspect", run["id"], "--raw").stdout)["steps"]
-    assert {s["step_name"]: s["state"] for s in steps} == {"work": "FAILURE", "after": "KILLED"}
+    assert _step_states(cli, run["id"]) == {"work": "FAILURE", "after": "KILLED"}
+
+
+def _step_states(cli: Cli, run_id: str) -> dict[str, str]:
+    steps = cli.json("run", "inspect", run_id, "--raw")["steps"]
+    return {s["step_name"]: s["state"] for s in steps}
 
 
 def test_a_run_lost_with_its_worker_is_retried_by_another_when_its_job_allows(

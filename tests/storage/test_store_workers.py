@@ -149,6 +149,7 @@ def test_heartbeats_renew_leases_and_lost_runs_end_as_failure(
     steps = {s.step_name: s for s in store.list_step_runs(lost.id)}
     assert steps["a"].state is S.FAILURE and steps["a"].error_type == "WorkerLost"
     assert steps["b"].state is S.KILLED
+    assert (steps["b"].error_message or "").startswith("not recorded as started: worker lost")
     assert store.get_run(kept.id).state is R.STARTING
     events = [(e.kind, e.old_state, e.new_state) for e in store.list_events(run_id=lost.id)]
     assert ("run_state", "RUNNING", "FAILURE") in events

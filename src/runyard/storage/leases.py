@@ -396,6 +396,10 @@ def recover_lost(conn: sa.Connection, *, at: dt.datetime) -> tuple[list[str], li
     FAILURE "worker lost", with their running steps FAILURE and pending ones KILLED; a run
     whose job's retry policy allows it is queued again (failure kind ``WorkerLost``).
 
+    A pending step is "not recorded as started", not "never ran": a worker writes what its
+    runs report every few milliseconds, so a step that began just before its worker died
+    may still be PENDING here.
+
     Returns the run ids and the events to write.
     """
     r = schema.runs.c
@@ -422,6 +426,7 @@ def recover_lost(conn: sa.Connection, *, at: dt.datetime) -> tuple[list[str], li
                 s.run_id == row.id, s.state.in_([_S.RUNNING.value, _S.PENDING.value])
             )
         ).all()
+        unstarted = f"not recorded as started: {reason}"
         for step in steps:
             new = _S.FAILURE if step.state == _S.RUNNING.value else _S.KILLED
             conn.execute(
@@ -431,7 +436,7 @@ def recover_lost(conn: sa.Connection, *, at: dt.datetime) -> tuple[list[str], li
                     state=new.value,
                     finished_at=at,
                     error_type="WorkerLost" if new is _S.FAILURE else None,
-                    error_message=reason if new is _S.FAILURE else f"never ran: {reason}",
+                    error_message=reason if new is _S.FAILURE else unstarted,
                 )
             )
             events.append(
