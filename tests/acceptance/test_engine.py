@@ -16,6 +16,7 @@ import pytest
 
 from runyard.client import Client, Job
 
+from .. import processes
 from .test_cli import EXAMPLES, Cli
 
 ETL = f"{EXAMPLES / 'etl' / 'etl.py'}:etl"
@@ -161,10 +162,7 @@ def test_a_killed_workers_runs_are_recovered_by_another(
 
     doomed.kill()  # kill -9 the worker, mid-run
     # Its run process goes with it: nobody would record what it did.
-    deadline = time.monotonic() + 10
-    while _alive(looping):
-        assert time.monotonic() < deadline, "the lost worker's run is still running"
-        time.sleep(0.05)
+    assert processes.ended(looping, within=10), "the lost worker's run is still running"
 
     engines.append(Engine(cli, "--slots", "1", "--lease", "2", kind="worker"))
     # Once the lease runs out, the other worker ends the run: never left RUNNING.
@@ -206,15 +204,6 @@ def test_a_run_lost_with_its_worker_is_retried_by_another_when_its_job_allows(
     assert retry["state"] == "SUCCESS" and retry["attempt"] == 2
     listed = cli("run", "list", job_id).stdout
     assert f"failure (retried by {retry['id'][:8]})" in listed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = pathlib.Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rpartition(")")[2].split()[0] != "Z"
 
 
 def test_the_engine_fires_a_job_at_its_time_and_cron_jobs_pause_and_run_now(

@@ -14,33 +14,13 @@ from runyard.app import service, settings
 from runyard.core import pipelines, records, states
 from runyard.execution import loader
 
+from .. import processes
+
 R = states.RunState
 S = states.StepState
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "pipelines"
 
 MODES = ["ok", "raise", "exit", "os_exit", "segfault", "memory", "loop", "spawn"]
-
-
-def is_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process; a zombie nobody has reaped yet counts as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def wait_dead(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while is_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def address_space_mb() -> int:
@@ -158,7 +138,7 @@ def test_the_looping_run_is_killed(crashed: Crashed) -> None:
 def test_a_process_a_step_started_does_not_outlive_its_run(crashed: Crashed) -> None:
     pid = int((crashed.pid_dir / "grandchild.pid").read_text())
     # The executor kills the run's process group; the orphan is reaped by init.
-    assert wait_dead(pid), f"grandchild {pid} (sleep 60) is still running"
+    assert processes.ended(pid), f"grandchild {pid} (sleep 60) is still running"
 
 
 def test_no_run_process_is_left_behind(crashed: Crashed) -> None:
@@ -167,7 +147,7 @@ def test_no_run_process_is_left_behind(crashed: Crashed) -> None:
         pid = int(run.worker.rpartition(":")[2])
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # already reaped: not our child any more
-        assert not is_alive(pid)
+        assert not processes.alive(pid)
 
 
 def test_no_child_of_this_process_is_left(crashed: Crashed) -> None:
@@ -221,7 +201,7 @@ def test_a_forked_helper_does_not_hold_a_finished_run_open(
         assert run.reason is None
         assert done.state is runyard.JobState.SUCCESS
     finally:
-        assert wait_dead(int(pid_file.read_text())), "the forked helper outlived its run"
+        assert processes.ended(int(pid_file.read_text())), "the forked helper outlived its run"
 
 
 def test_an_interrupt_kills_every_running_run_and_records_it(
@@ -293,4 +273,4 @@ def test_a_step_past_its_timeout_fails_its_run_and_leaves_no_process(
     steps = steps_of(app, stuck)
     assert steps["slow"].state is S.FAILURE and steps["slow"].error_type == "TimedOut"
     assert steps["after"].state is S.UPSTREAM_FAILED
-    assert wait_dead(int(pid_file.read_text()))
+    assert processes.ended(int(pid_file.read_text()))

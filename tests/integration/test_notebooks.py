@@ -26,6 +26,8 @@ import pytest
 from runyard import errors
 from runyard.execution import notebooks
 
+from .. import processes
+
 GREETING_VARIABLE = "RUNYARD_TEST_NOTEBOOK_GREETING"
 INHERITED_VARIABLE = "RUNYARD_TEST_NOTEBOOK_INHERITED"
 ANSI = re.compile("\x1b\\[")
@@ -426,20 +428,6 @@ def _start_sleeper(workdir: pathlib.Path) -> tuple[subprocess.Popen[str], int]:
     return process, int(pid_file.read_text())
 
 
-def _gone(pid: int, *, within: float) -> bool:
-    """Whether process ``pid`` ends (or is left a zombie, its parent gone) within ``within`` s."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return True
-        if state == "Z":
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.skipif(not pathlib.Path("/proc").is_dir(), reason="reads /proc")
 def test_ctrl_c_shuts_the_kernel_down_and_raises_keyboard_interrupt(
     tmp_path: pathlib.Path,
@@ -448,7 +436,7 @@ def test_ctrl_c_shuts_the_kernel_down_and_raises_keyboard_interrupt(
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=30)
     assert (process.returncode, out) == (130, "KeyboardInterrupt\n")
-    assert _gone(kernel, within=5)
+    assert processes.ended(kernel, within=5)
     assert (tmp_path / "out" / "sleep.ipynb").exists()
 
 
@@ -461,7 +449,7 @@ def test_sigterm_keeps_its_default_meaning_and_the_kernel_follows(
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=10)
     assert process.returncode == -signal.SIGTERM
-    assert _gone(kernel, within=10)  # ipykernel polls for its parent once a second
+    assert processes.ended(kernel, within=10)  # ipykernel polls for its parent once a second
     # The stopped process could not remove its kernel's folder: the next execution does.
     left = list(pathlib.Path(tempfile.gettempdir()).glob(f"runyard-kernel-{process.pid}-*"))
     assert len(left) == 1
