@@ -7,17 +7,19 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from runyard import errors
-from runyard.api import server
 from runyard.app import service
 from runyard.cli import render
 from runyard.core import datapipelines as dp
 from runyard.core import records, states
 from runyard.worker import datajobs, engine
+
+if TYPE_CHECKING:
+    from runyard.api import server
 
 __all__ = ["serve", "worker"]
 
@@ -107,7 +109,7 @@ def serve(
 def _api_only(host: str, port: int, auth: bool) -> None:
     """The API and the schedules' ticks, no workers, until SIGINT or SIGTERM."""
     ryard = service.connect()
-    api = server.ApiServer(ryard, host=host, port=port, auth=auth, announce=_announce)
+    api = _api_server(ryard, host, port, auth)
     stop = threading.Event()
 
     def on_signal(number: int, frame: FrameType | None) -> None:
@@ -140,6 +142,14 @@ def worker(
     """Run a worker: execute queued runs of this store (several workers, on several hosts,
     can share one PostgreSQL store) until stopped; signals as for `runyard serve`."""
     _work("worker", slots, prefetch, lease, grace)
+
+
+def _api_server(ryard: service.Runyard, host: str, port: int, auth: bool) -> server.ApiServer:
+    """The REST API, served beside the engine. Imported only here: FastAPI and the routes
+    took a third of every other command's start-up."""
+    from runyard.api import server
+
+    return server.ApiServer(ryard, host=host, port=port, auth=auth, announce=_announce)
 
 
 def _announce(api: server.ApiServer) -> None:
@@ -176,9 +186,7 @@ def _work(
     companions: list[engine.Companion] = []
     if api is not None:
         host, port, auth = api
-        companions.append(
-            server.ApiServer(ryard, host=host, port=port, auth=auth, announce=_announce)
-        )
+        companions.append(_api_server(ryard, host, port, auth))
     companions.append(_data_jobs(ryard))
     options = engine.WorkerOptions(
         slots=slots or os.cpu_count() or 1,
